@@ -1,0 +1,262 @@
+package store
+
+import (
+	"context"
+	"errors"
+	"math"
+	"math/rand/v2"
+	"runtime/debug"
+	"sync/atomic"
+	"time"
+)
+
+// telemetry is the store's side of the reporter contract. When on is false
+// (the no-op reporter) nothing here is reached: the public methods check it
+// once, up front, and take a path that builds no metric and reads no clock.
+type telemetry struct {
+	on        bool
+	rep       MetricsReporter
+	tracer    OperationTracer // nil unless the reporter implements it
+	stats     StatsProvider   // nil unless the reporter implements it
+	wantIDs   bool
+	rate      float64
+	threshold uint64 // sampled when rand.Uint64() < threshold; unused at rate 1
+	stacks    bool
+	release   func()
+	onError   func(error)
+
+	// now is the clock read for telemetry only; tests swap it to prove that
+	// the no-op path never reads it.
+	now func() time.Time
+
+	panics atomic.Uint64
+}
+
+func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, onError func(error), live func() LiveStats) *telemetry {
+	t := &telemetry{rate: mc.SampleRate, stacks: mc.CaptureStacks, onError: onError, now: time.Now}
+	if t.rate == 0 {
+		t.rate = 1
+	}
+	if t.rate < 1 {
+		t.threshold = uint64(t.rate * math.MaxUint64)
+	}
+	switch r.(type) {
+	case nil, NoOpMetricsReporter, *NoOpMetricsReporter:
+		t.rep = NoOpMetricsReporter{}
+		return t
+	}
+	t.on = true
+	t.rep = r
+	if b, ok := r.(Binder); ok {
+		var bd Binding
+		t.guard("Bind", func() {
+			bd = b.Bind(StoreInfo{Name: name, SampleRate: t.rate, Live: live})
+		})
+		if bd.Reporter != nil {
+			t.rep = bd.Reporter
+		}
+		t.wantIDs = bd.WantItemIDs
+		t.release = bd.Release
+	}
+	t.tracer, _ = t.rep.(OperationTracer)
+	if sp, ok := t.rep.(StatsProvider); ok {
+		t.stats = sp
+	} else if sp, ok := r.(StatsProvider); ok {
+		t.stats = sp
+	}
+	return t
+}
+
+// sample decides, lock-free, whether an operation is reported.
+func (t *telemetry) sample() bool {
+	return t.threshold == 0 || rand.Uint64() < t.threshold
+}
+
+// handleError passes err to the ErrorHandler, containing its panics.
+func (t *telemetry) handleError(err error) {
+	if t.onError == nil {
+		return
+	}
+	defer func() { _ = recover() }()
+	t.onError(err)
+}
+
+// recoverReporter is deferred around every call into the reporter.
+func (t *telemetry) recoverReporter(method string) {
+	if r := recover(); r != nil {
+		t.panics.Add(1)
+		t.handleError(&ReporterPanicError{Method: method, Value: r})
+	}
+}
+
+func (t *telemetry) guard(method string, f func()) {
+	defer t.recoverReporter(method)
+	f()
+}
+
+func (t *telemetry) reportOperation(ctx context.Context, m OperationMetric) {
+	defer t.recoverReporter("ReportOperation")
+	t.rep.ReportOperation(ctx, m)
+}
+
+func (t *telemetry) reportCache(ctx context.Context, m CacheMetric) {
+	defer t.recoverReporter("ReportCacheEvent")
+	t.rep.ReportCacheEvent(ctx, m)
+}
+
+func (t *telemetry) reportSync(ctx context.Context, m SyncMetric) {
+	defer t.recoverReporter("ReportSyncEvent")
+	t.rep.ReportSyncEvent(ctx, m)
+}
+
+func (t *telemetry) reportError(ctx context.Context, m ErrorMetric) {
+	defer t.recoverReporter("ReportError")
+	t.rep.ReportError(ctx, m)
+}
+
+func (t *telemetry) flush(ctx context.Context) (err error) {
+	if !t.on {
+		return nil
+	}
+	defer func() {
+		if r := recover(); r != nil {
+			t.panics.Add(1)
+			err = &ReporterPanicError{Method: "Flush", Value: r}
+			t.handleError(err)
+		}
+	}()
+	return t.rep.Flush(ctx)
+}
+
+// op is one instrumented operation in flight. It lives on the caller's
+// stack; a nil *op means "not instrumented" and every method is a no-op.
+type op struct {
+	t       *telemetry
+	ctx     context.Context // the context StartOperation returned
+	kind    OperationType
+	policy  Policy
+	sampled bool
+	start   time.Time
+	handle  any
+	traced  bool
+}
+
+// begin starts an instrumented operation. Call only when t.on.
+func (t *telemetry) begin(ctx context.Context, kind OperationType, policy Policy, background bool) op {
+	o := op{t: t, ctx: ctx, kind: kind, policy: policy, sampled: t.sample()}
+	if t.tracer != nil {
+		func() {
+			defer t.recoverReporter("StartOperation")
+			o.ctx, o.handle = t.tracer.StartOperation(ctx, OperationStart{
+				Operation: kind, Policy: policy, Sampled: o.sampled, Background: background,
+			})
+			o.traced = true
+		}()
+		if o.ctx == nil {
+			o.ctx = ctx
+		}
+	}
+	if o.sampled || o.traced {
+		o.start = t.now()
+	}
+	return o
+}
+
+// end reports the operation: its tracer end call, its metric if sampled and,
+// for a failure, its ErrorMetric (never sampled). A read of an absent item
+// is a success.
+func (o *op) end(err error, cr CacheResult, items int, id any) {
+	t := o.t
+	if errors.Is(err, ErrNotFound) && (o.kind == OpGet || o.kind == OpWatch) {
+		err = nil
+	}
+	var now time.Time
+	var d time.Duration
+	if o.sampled || o.traced {
+		now = t.now()
+		d = now.Sub(o.start)
+	}
+	if err != nil {
+		t.reportError(o.ctx, t.errorMetric(err, o.kind, false, id, now))
+	}
+	if o.sampled {
+		t.reportOperation(o.ctx, OperationMetric{
+			Operation: o.kind, Duration: d, Success: err == nil, ItemCount: items,
+			Policy: o.policy, CacheResult: cr, ItemID: id, Err: err,
+			SampleRate: t.rate, Timestamp: now,
+		})
+	}
+	if o.traced {
+		defer t.recoverReporter("EndOperation")
+		t.tracer.EndOperation(o.ctx, o.handle, OperationEnd{
+			Operation: o.kind, Policy: o.policy, Err: err, CacheResult: cr, ItemCount: items, Duration: d,
+		})
+	}
+}
+
+func (t *telemetry) errorMetric(err error, kind OperationType, recoverable bool, id any, now time.Time) ErrorMetric {
+	if now.IsZero() {
+		now = t.now()
+	}
+	m := ErrorMetric{Err: err, Operation: kind, Recoverable: recoverable, ItemID: id, Timestamp: now}
+	if t.stacks {
+		m.Stack = debug.Stack()
+	}
+	return m
+}
+
+// cacheEvent reports a cache event that belongs to o (hit, miss, write):
+// only when o is sampled.
+func (o *op) cacheEvent(ev CacheEvent, id any, tags []string) {
+	if o == nil || !o.sampled {
+		return
+	}
+	o.t.reportCache(o.ctx, CacheMetric{Event: ev, ItemID: id, Tags: tags, SampleRate: o.t.rate, Timestamp: o.t.now()})
+}
+
+// recovered reports an error the store handled on o's behalf.
+func (o *op) recovered(err error, kind OperationType, id any) {
+	if o == nil {
+		return
+	}
+	o.t.reportError(o.ctx, o.t.errorMetric(err, kind, true, id, time.Time{}))
+}
+
+// backendCall brackets one backend call made for o.
+type backendCall struct {
+	o      *op
+	ctx    context.Context
+	kind   OperationType
+	start  time.Time
+	handle any
+}
+
+func (o *op) startBackend(ctx context.Context, kind OperationType, background bool) backendCall {
+	bc := backendCall{o: o, ctx: ctx, kind: kind}
+	if o == nil || o.t.tracer == nil {
+		return bc
+	}
+	t := o.t
+	func() {
+		defer t.recoverReporter("StartBackendCall")
+		c, h := t.tracer.StartBackendCall(ctx, BackendCall{Operation: kind, Sampled: o.sampled, Background: background})
+		if c != nil {
+			bc.ctx = c
+		}
+		bc.handle = h
+	}()
+	bc.start = t.now()
+	return bc
+}
+
+func (bc *backendCall) end(err error) {
+	o := bc.o
+	if o == nil || o.t.tracer == nil {
+		return
+	}
+	t := o.t
+	defer t.recoverReporter("EndBackendCall")
+	t.tracer.EndBackendCall(bc.ctx, bc.handle, BackendCallEnd{
+		Operation: bc.kind, Sampled: o.sampled, Err: err, Duration: t.now().Sub(bc.start),
+	})
+}
