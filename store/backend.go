@@ -19,8 +19,9 @@ type Backend[T any, ID comparable] interface {
 	// saved (a re-save keeps an item's place; a delete then save moves it to
 	// the end). storetest checks this order.
 	GetAll(ctx context.Context, q Query[T]) ([]T, error)
-	// Save creates or replaces the item with the given ID and returns what
-	// was stored.
+	// Save creates or replaces the item with the given ID and returns the
+	// item as saved (a backend that sets fields, such as timestamps, returns
+	// them set).
 	Save(ctx context.Context, id ID, item T) (T, error)
 	// Delete removes the item and reports whether it existed.
 	Delete(ctx context.Context, id ID) (bool, error)
@@ -136,13 +137,16 @@ type TxBackend[T any, ID comparable] interface {
 }
 
 // BackendTx is a backend transaction, used by one goroutine. Its writes are
-// invisible to others until Commit. The store calls either Commit or
+// invisible to others until Commit. Keep it short: a backend may hold a
+// write lock until Commit (SQLite does), and the store makes no other
+// backend call while one is open. The store calls either Commit or
 // Rollback once; Rollback after Commit is a no-op returning nil. A failed
 // Commit leaves nothing applied. The context given to Begin bounds the
 // whole transaction; each method's context bounds that call.
 type BackendTx[T any, ID comparable] interface {
 	// Get reads id as the transaction sees it (its own writes included),
-	// with the stored version (0 from a backend without versions).
+	// with the stored version (0 from a backend without versions); an
+	// absent item is an error wrapping ErrNotFound.
 	Get(ctx context.Context, id ID) (Versioned[T], error)
 	// Save writes item and returns it with the version it will have once
 	// committed (0 from a backend without versions).

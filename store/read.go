@@ -17,8 +17,14 @@ func isContextErr(err error) bool {
 func (s *Store[T, ID]) readOptions(opts []ReadOption) (readOptions, error) {
 	ro := readOptions{policy: s.cfg.FetchPolicy}
 	for _, o := range opts {
-		if o != nil {
-			o.applyRead(&ro)
+		switch o := o.(type) {
+		case nil:
+		case fetchPolicyOption: // the common one, without the interface call that would make ro escape
+			ro.policy, ro.hasPolicy = FetchPolicy(o), true
+		default:
+			tmp := ro // escapes through the interface call; ro does not
+			o.applyRead(&tmp)
+			ro = tmp
 		}
 	}
 	if !ro.policy.valid() {
@@ -119,9 +125,16 @@ func (s *Store[T, ID]) expired(ctx context.Context, l lookup[T], id ID) {
 // readThrough reads id from the backend, sharing the call with concurrent
 // readers of the same ID, and fills the cache.
 func (s *Store[T, ID]) readThrough(ctx context.Context, id ID, o *op) (T, error) {
+	// The shared call's closure captures the op: it gets a copy, so that
+	// the caller's op stays on its stack and a cache hit allocates nothing.
+	var shared *op
+	if o != nil {
+		c := *o
+		shared = &c
+	}
 	for {
 		v, err, leader := s.flight.do(ctx, id, func() (Versioned[T], error) {
-			return s.fetch(ctx, id, o, false)
+			return s.fetch(ctx, id, shared, false)
 		})
 		if err != nil && !leader && isContextErr(err) && ctx.Err() == nil {
 			continue // the leader's context ended, not ours: read again

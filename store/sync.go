@@ -281,16 +281,14 @@ func (s *Store[T, ID]) push(ctx context.Context, o *op, id ID) (bool, error) {
 		if err == nil {
 			return pushed, nil
 		}
-		final := !retry || attempt >= r.MaxAttempts || isContextErr(err) || ctx.Err() != nil
+		if !retry || attempt >= r.MaxAttempts || isContextErr(err) || ctx.Err() != nil {
+			// The run fails with it: Sync's own error metric counts it.
+			return false, err
+		}
 		if s.tel.on {
 			now := s.tel.now()
-			s.tel.reportError(ctxOf(o, ctx), s.tel.errorMetric(err, OpSync, !final, s.boxID(id), now))
-			if !final {
-				s.tel.reportSync(ctxOf(o, ctx), SyncMetric{Event: SyncRetried, Duration: now.Sub(start), Err: err, ItemID: s.boxID(id), Timestamp: now})
-			}
-		}
-		if final {
-			return false, err
+			s.tel.reportError(ctxOf(o, ctx), s.tel.errorMetric(err, OpSync, true, s.boxID(id), now))
+			s.tel.reportSync(ctxOf(o, ctx), SyncMetric{Event: SyncRetried, Duration: now.Sub(start), Err: err, ItemID: s.boxID(id), Timestamp: now})
 		}
 		t := time.NewTimer(backoff(r, attempt))
 		select {
