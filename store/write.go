@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -250,10 +251,14 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	startSeq := c.seq.Load()
 	res, done, err := s.apply(ctx, chs, o, compensate)
 	if compensate && err != nil {
-		// Undone in the backend; a read may have cached a value in between.
+		// Undone in the backend, but a read may have cached a value in
+		// between; and if the undo failed, the backend may hold the tx's
+		// values: the cache drops what it cannot vouch for.
+		var te *TxError
+		undone := errors.As(err, &te) && te.RolledBack
 		c.mu.Lock()
 		for _, ch := range chs[:done] {
-			if e := c.m[ch.id]; e != nil && e.pending == nil && e.modSeq > startSeq {
+			if e := c.m[ch.id]; e != nil && e.pending == nil && (!undone || e.modSeq > startSeq) {
 				c.remove(e, true)
 			}
 		}
