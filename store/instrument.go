@@ -162,10 +162,27 @@ func (t *telemetry) begin(ctx context.Context, kind OperationType, policy Policy
 	return o
 }
 
+// start begins an instrumented operation and returns it with the context
+// the work runs under; nil (and ctx) when nobody listens. Get keeps its op
+// on the stack with begin instead: start's op escapes.
+func (t *telemetry) start(ctx context.Context, kind OperationType, policy Policy, background bool) (*op, context.Context) {
+	if !t.on {
+		return nil, ctx
+	}
+	o := t.begin(ctx, kind, policy, background)
+	return &o, o.ctx
+}
+
+// endN ends a multi-item or itemless operation.
+func (o *op) endN(err error, items int) { o.end(err, CacheResultNone, items, nil) }
+
 // end reports the operation: its tracer end call, its metric if sampled and,
 // for a failure, its ErrorMetric (never sampled). A read of an absent item
-// is a success.
+// is a success. It does nothing on a nil op.
 func (o *op) end(err error, cr CacheResult, items int, id any) {
+	if o == nil {
+		return
+	}
 	t := o.t
 	if errors.Is(err, ErrNotFound) && (o.kind == OpGet || o.kind == OpWatch) {
 		err = nil

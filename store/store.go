@@ -253,16 +253,9 @@ func (s *Store[T, ID]) Close(ctx context.Context) error {
 	s.refresh.wait()
 
 	if s.cache.pendingCount() > 0 && ctx.Err() == nil {
-		var o *op
-		var oo op
-		if s.tel.on {
-			oo = s.tel.begin(ctx, OpSync, PolicyNone, true)
-			o = &oo
-		}
-		_, err := s.syncRun(ctx, o, nil)
-		if o != nil {
-			o.end(err, CacheResultNone, 0, nil)
-		}
+		o, sctx := s.tel.start(ctx, OpSync, PolicyNone, true)
+		n, err := s.syncRun(sctx, o, nil)
+		o.endN(err, n)
 	}
 	if ids := s.cache.pendingIDs(); len(ids) > 0 {
 		errs = append(errs, &UnsyncedError[ID]{IDs: ids})

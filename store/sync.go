@@ -138,19 +138,14 @@ func (s *Store[T, ID]) RetryPending(ctx context.Context, id ID) error {
 }
 
 func (s *Store[T, ID]) syncOp(ctx context.Context, only []ID) error {
-	var o *op
-	var oo op
-	if s.tel.on {
-		oo = s.tel.begin(ctx, OpSync, PolicyNone, false)
-		o, ctx = &oo, oo.ctx
-	}
+	o, ctx := s.tel.start(ctx, OpSync, PolicyNone, false)
 	if !s.gate.enter() {
-		o.endIf(ErrClosed, 0)
+		o.endN(ErrClosed, 0)
 		return ErrClosed
 	}
 	defer s.gate.leave()
 	n, err := s.syncRun(ctx, o, only)
-	o.endIf(err, n)
+	o.endN(err, n)
 	return err
 }
 
@@ -518,15 +513,9 @@ func (s *Store[T, ID]) syncLoop(every time.Duration) {
 		if s.cache.pendingCount() == 0 && len(s.cache.staleIDs()) == 0 {
 			continue
 		}
-		var o *op
-		var oo op
-		ctx := s.bg
-		if s.tel.on {
-			oo = s.tel.begin(ctx, OpSync, PolicyNone, true)
-			o, ctx = &oo, oo.ctx
-		}
+		o, ctx := s.tel.start(s.bg, OpSync, PolicyNone, true)
 		n, err := s.syncRun(ctx, o, nil)
-		o.endIf(err, n)
+		o.endN(err, n)
 		if err != nil && s.bg.Err() == nil {
 			s.tel.handleError(err)
 		}

@@ -111,19 +111,14 @@ func (tx *Tx[T, ID]) buffer(ch change[T, ID]) {
 // of the same IDs may commit between fn's reads and the commit.
 func (s *Store[T, ID]) Transaction(ctx context.Context, fn func(tx *Tx[T, ID]) error) (err error) {
 	policy := s.cfg.WritePolicy
-	var o *op
-	var oo op
-	if s.tel.on {
-		oo = s.tel.begin(ctx, OpTransaction, policy.Policy(), false)
-		o, ctx = &oo, oo.ctx
-	}
+	o, ctx := s.tel.start(ctx, OpTransaction, policy.Policy(), false)
 	if fn == nil {
 		err = fmt.Errorf("%w: Transaction: nil callback", ErrInvalidArgument)
-		o.endIf(err, 0)
+		o.endN(err, 0)
 		return err
 	}
 	if !s.gate.enter() {
-		o.endIf(ErrClosed, 0)
+		o.endN(ErrClosed, 0)
 		return ErrClosed
 	}
 	defer s.gate.leave()
@@ -138,7 +133,7 @@ func (s *Store[T, ID]) Transaction(ctx context.Context, fn func(tx *Tx[T, ID]) e
 	defer func() {
 		if r := recover(); r != nil {
 			finish()
-			o.endIf(fmt.Errorf("store: transaction: callback panicked: %v", r), 0)
+			o.endN(fmt.Errorf("store: transaction: callback panicked: %v", r), 0)
 			panic(r)
 		}
 	}()
@@ -159,15 +154,8 @@ func (s *Store[T, ID]) Transaction(ctx context.Context, fn func(tx *Tx[T, ID]) e
 			n = len(tx.chs)
 		}
 	}
-	o.endIf(err, n)
+	o.endN(err, n)
 	return err
-}
-
-// endIf ends o if there is one.
-func (o *op) endIf(err error, n int) {
-	if o != nil {
-		o.end(err, CacheResultNone, n, nil)
-	}
 }
 
 // TxError is the error of a transaction whose commit failed. Nothing of it

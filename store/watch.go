@@ -141,15 +141,9 @@ func (s *Store[T, ID]) Watch(ctx context.Context, id ID, opts ...ReadOption) ite
 			yield(Change[T]{}, err)
 			return
 		}
-		var o *op
-		var oo op
-		octx := ctx
-		if s.tel.on {
-			oo = s.tel.begin(ctx, OpWatch, ro.policy.Policy(), false)
-			o, octx = &oo, oo.ctx
-		}
+		o, octx := s.tel.start(ctx, OpWatch, ro.policy.Policy(), false)
 		if s.closed.Load() {
-			o.endWatch(ErrClosed, CacheResultNone, 0, s.boxID(id))
+			o.end(ErrClosed, CacheResultNone, 0, s.boxID(id))
 			yield(Change[T]{}, ErrClosed)
 			return
 		}
@@ -161,7 +155,7 @@ func (s *Store[T, ID]) Watch(ctx context.Context, id ID, opts ...ReadOption) ite
 		if isNotFound(err) {
 			cur, n = Change[T]{Deleted: true}, 0
 		}
-		o.endWatch(err, cr, n, s.boxID(id))
+		o.end(err, cr, n, s.boxID(id))
 		if err != nil && !isNotFound(err) {
 			yield(Change[T]{}, err)
 			return
@@ -188,12 +182,6 @@ func (s *Store[T, ID]) Watch(ctx context.Context, id ID, opts ...ReadOption) ite
 	}
 }
 
-func (o *op) endWatch(err error, cr CacheResult, n int, id any) {
-	if o != nil {
-		o.end(err, cr, n, id)
-	}
-}
-
 // WatchAll returns a sequence of listings: the current one (read under the
 // fetch policy in effect, with the query options), then a new one after
 // every change to an item, made through the store or found by a refresh.
@@ -211,15 +199,9 @@ func (s *Store[T, ID]) WatchAll(ctx context.Context, opts ...ReadOption) iter.Se
 			yield(nil, err)
 			return
 		}
-		var o *op
-		var oo op
-		octx := ctx
-		if s.tel.on {
-			oo = s.tel.begin(ctx, OpWatchAll, ro.policy.Policy(), false)
-			o, octx = &oo, oo.ctx
-		}
+		o, octx := s.tel.start(ctx, OpWatchAll, ro.policy.Policy(), false)
 		if s.closed.Load() {
-			o.endWatch(ErrClosed, CacheResultNone, 0, nil)
+			o.end(ErrClosed, CacheResultNone, 0, nil)
 			yield(nil, ErrClosed)
 			return
 		}
@@ -228,7 +210,7 @@ func (s *Store[T, ID]) WatchAll(ctx context.Context, opts ...ReadOption) iter.Se
 		// The view keeps every matching item; the limit applies per listing,
 		// so that a deletion lets the next item in.
 		items, cr, err := s.getAll(octx, Query[T]{Filter: q.Filter}, ro.policy, o)
-		o.endWatch(err, cr, len(items), nil)
+		o.end(err, cr, len(items), nil)
 		if err != nil {
 			yield(nil, err)
 			return

@@ -36,12 +36,7 @@ func (s *Store[T, ID]) Save(ctx context.Context, item T, opts ...WriteOption) (T
 		return item, err
 	}
 	id := s.cfg.IDOf(item)
-	var o *op
-	var oo op
-	if s.tel.on {
-		oo = s.tel.begin(ctx, OpSave, wo.policy.Policy(), false)
-		o, ctx = &oo, oo.ctx
-	}
+	o, ctx := s.tel.start(ctx, OpSave, wo.policy.Policy(), false)
 	ch := []change[T, ID]{{id: id, value: item}}
 	var out []Versioned[T]
 	if !s.gate.enter() {
@@ -50,13 +45,11 @@ func (s *Store[T, ID]) Save(ctx context.Context, item T, opts ...WriteOption) (T
 		out, _, err = s.write(ctx, ch, wo, o, false)
 		s.gate.leave()
 	}
-	if o != nil {
-		n := 0
-		if err == nil {
-			n = 1
-		}
-		o.end(err, CacheResultNone, n, s.boxID(id))
+	n := 0
+	if err == nil {
+		n = 1
 	}
+	o.end(err, CacheResultNone, n, s.boxID(id))
 	if err != nil {
 		var zero T
 		return zero, err
@@ -75,12 +68,7 @@ func (s *Store[T, ID]) SaveAll(ctx context.Context, items []T, opts ...WriteOpti
 	if err != nil {
 		return nil, err
 	}
-	var o *op
-	var oo op
-	if s.tel.on {
-		oo = s.tel.begin(ctx, OpSaveAll, wo.policy.Policy(), false)
-		o, ctx = &oo, oo.ctx
-	}
+	o, ctx := s.tel.start(ctx, OpSaveAll, wo.policy.Policy(), false)
 	ch := make([]change[T, ID], len(items))
 	for i, it := range items {
 		ch[i] = change[T, ID]{id: s.cfg.IDOf(it), value: it}
@@ -97,9 +85,7 @@ func (s *Store[T, ID]) SaveAll(ctx context.Context, items []T, opts ...WriteOpti
 	for _, v := range out[:n] {
 		saved = append(saved, v.Item)
 	}
-	if o != nil {
-		o.end(err, CacheResultNone, n, nil)
-	}
+	o.endN(err, n)
 	return saved, err
 }
 
@@ -110,12 +96,7 @@ func (s *Store[T, ID]) Delete(ctx context.Context, id ID, opts ...WriteOption) e
 	if err != nil {
 		return err
 	}
-	var o *op
-	var oo op
-	if s.tel.on {
-		oo = s.tel.begin(ctx, OpDelete, wo.policy.Policy(), false)
-		o, ctx = &oo, oo.ctx
-	}
+	o, ctx := s.tel.start(ctx, OpDelete, wo.policy.Policy(), false)
 	n := 0
 	if !s.gate.enter() {
 		err = ErrClosed
@@ -123,9 +104,7 @@ func (s *Store[T, ID]) Delete(ctx context.Context, id ID, opts ...WriteOption) e
 		_, n, err = s.write(ctx, []change[T, ID]{{id: id, deleted: true}}, wo, o, false)
 		s.gate.leave()
 	}
-	if o != nil {
-		o.end(err, CacheResultNone, n, s.boxID(id))
-	}
+	o.end(err, CacheResultNone, n, s.boxID(id))
 	return err
 }
 
@@ -138,12 +117,7 @@ func (s *Store[T, ID]) DeleteAll(ctx context.Context, ids []ID, opts ...WriteOpt
 	if err != nil {
 		return 0, err
 	}
-	var o *op
-	var oo op
-	if s.tel.on {
-		oo = s.tel.begin(ctx, OpDeleteAll, wo.policy.Policy(), false)
-		o, ctx = &oo, oo.ctx
-	}
+	o, ctx := s.tel.start(ctx, OpDeleteAll, wo.policy.Policy(), false)
 	ch := make([]change[T, ID], len(ids))
 	for i, id := range ids {
 		ch[i] = change[T, ID]{id: id, deleted: true}
@@ -155,9 +129,7 @@ func (s *Store[T, ID]) DeleteAll(ctx context.Context, ids []ID, opts ...WriteOpt
 		_, n, err = s.write(ctx, ch, wo, o, false)
 		s.gate.leave()
 	}
-	if o != nil {
-		o.end(err, CacheResultNone, n, nil)
-	}
+	o.endN(err, n)
 	return n, err
 }
 
