@@ -1,7 +1,6 @@
 package store
 
 import (
-	"strconv"
 	"time"
 )
 
@@ -28,10 +27,7 @@ var conflictNames = [numConflictStrategies]string{"server_wins", "client_wins", 
 
 // String returns the snake_case name.
 func (s ConflictStrategy) String() string {
-	if s < numConflictStrategies {
-		return conflictNames[s]
-	}
-	return "ConflictStrategy(" + strconv.Itoa(int(s)) + ")"
+	return enumName(conflictNames[:], s, "ConflictStrategy")
 }
 
 func (s ConflictStrategy) valid() bool { return s < numConflictStrategies }

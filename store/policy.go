@@ -35,10 +35,7 @@ var fetchPolicyNames = [numFetchPolicies]string{
 // String returns the snake_case name used in metric attributes, e.g.
 // "cache_first".
 func (p FetchPolicy) String() string {
-	if p < numFetchPolicies {
-		return fetchPolicyNames[p]
-	}
-	return "FetchPolicy(" + strconv.Itoa(int(p)) + ")"
+	return enumName(fetchPolicyNames[:], p, "FetchPolicy")
 }
 
 // Policy returns p as the policy reported in metrics.
@@ -72,10 +69,7 @@ var writePolicyNames = [numWritePolicies]string{
 
 // String returns the snake_case name used in metric attributes.
 func (p WritePolicy) String() string {
-	if p < numWritePolicies {
-		return writePolicyNames[p]
-	}
-	return "WritePolicy(" + strconv.Itoa(int(p)) + ")"
+	return enumName(writePolicyNames[:], p, "WritePolicy")
 }
 
 // Policy returns p as the policy reported in metrics.
@@ -128,4 +122,13 @@ func (p Policy) String() string {
 		return ""
 	}
 	return "Policy(" + strconv.Itoa(int(p)) + ")"
+}
+
+// enumName is the String of the package's small enums: the name, or
+// Type(n) for a value out of range.
+func enumName[E ~uint8](names []string, e E, typ string) string {
+	if int(e) < len(names) {
+		return names[e]
+	}
+	return typ + "(" + strconv.Itoa(int(e)) + ")"
 }

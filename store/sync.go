@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
-	"strconv"
 	"time"
 )
 
@@ -28,10 +27,7 @@ var syncStatusNames = [...]string{"synced", "pending", "syncing", "error"}
 
 // String returns "synced", "pending", "syncing" or "error".
 func (s SyncStatus) String() string {
-	if int(s) < len(syncStatusNames) {
-		return syncStatusNames[s]
-	}
-	return "SyncStatus(" + strconv.Itoa(int(s)) + ")"
+	return enumName(syncStatusNames[:], s, "SyncStatus")
 }
 
 // SyncStatus reports the state of the write-behind queue.

@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"strconv"
 	"time"
 )
 
@@ -184,10 +183,7 @@ var operationNames = [numOperationTypes]string{
 
 // String returns the snake_case name, e.g. "get_all".
 func (o OperationType) String() string {
-	if o < numOperationTypes {
-		return operationNames[o]
-	}
-	return "OperationType(" + strconv.Itoa(int(o)) + ")"
+	return enumName(operationNames[:], o, "OperationType")
 }
 
 // Valid reports whether o is one of the declared operation types; iterate
@@ -225,10 +221,7 @@ var cacheEventNames = [numCacheEvents]string{
 
 // String returns the snake_case name.
 func (e CacheEvent) String() string {
-	if e < numCacheEvents {
-		return cacheEventNames[e]
-	}
-	return "CacheEvent(" + strconv.Itoa(int(e)) + ")"
+	return enumName(cacheEventNames[:], e, "CacheEvent")
 }
 
 // Valid reports whether e is one of the declared events.
@@ -255,10 +248,7 @@ var syncEventNames = [numSyncEvents]string{
 
 // String returns the snake_case name.
 func (e SyncEvent) String() string {
-	if e < numSyncEvents {
-		return syncEventNames[e]
-	}
-	return "SyncEvent(" + strconv.Itoa(int(e)) + ")"
+	return enumName(syncEventNames[:], e, "SyncEvent")
 }
 
 // Valid reports whether e is one of the declared events.
