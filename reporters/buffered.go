@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"reflect"
 	"slices"
 	"strconv"
 	"sync"
@@ -135,6 +136,10 @@ var (
 // delivered, then flushes the delegate) and on Close. The flushing
 // goroutine starts with the first metric and stops at Close: close every
 // Buffered reporter you create.
+//
+// After each buffer the delegate's Flush is called (errors go to the error
+// handler): a delegate that batches, such as one that sends one HTTP request
+// per buffer, sends there.
 //
 // The delegate receives the metrics in the order they were reported, from
 // the flushing goroutine, with context.Background(): a buffered metric holds
@@ -557,6 +562,7 @@ func (c *bufCore) takeCurrent() (b *batch, queued, stop bool) {
 // delivered, wakes the Flush calls waiting for it and recycles it.
 func (c *bufCore) deliver(b *batch) {
 	c.deliverMetrics(b)
+	c.flushTargets(b)
 	c.reportDrops()
 	seq := b.seq
 	b.reset()
@@ -606,6 +612,42 @@ func (c *bufCore) deliverMetrics(b *batch) {
 			c.handleError(&store.ReporterPanicError{Method: method, Value: p})
 		}
 	}
+}
+
+// flushTargets flushes every reporter b was delivered to, once, so that a
+// delegate that batches (one HTTP request per buffer, say) sends what it
+// was given. Its errors go to the error handler.
+func (c *bufCore) flushTargets(b *batch) {
+	ctx := context.Background()
+	var flushed [4]store.MetricsReporter
+	n := 0
+	for _, e := range b.order {
+		if n > 0 && sameReporter(flushed[:n], e.to) {
+			continue
+		}
+		if n < len(flushed) {
+			flushed[n] = e.to
+			n++
+		}
+		if err := c.flushDelegate(ctx, e.to); err != nil {
+			c.handleError(err)
+		}
+	}
+}
+
+// sameReporter reports whether r is in rs, without panicking on a
+// reporter of a type that == cannot compare (such a reporter is flushed
+// again).
+func sameReporter(rs []store.MetricsReporter, r store.MetricsReporter) bool {
+	if !reflect.TypeOf(r).Comparable() {
+		return false
+	}
+	for _, x := range rs {
+		if reflect.TypeOf(x) == reflect.TypeOf(r) && x == r {
+			return true
+		}
+	}
+	return false
 }
 
 // reportDrops passes the drops not yet reported to the error handler.

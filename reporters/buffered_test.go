@@ -119,8 +119,8 @@ func TestBufferedFlushOnSize(t *testing.T) {
 		if got := numbers(rec); !slices.Equal(got, seq(0, 3)) {
 			t.Fatalf("delivered %v, want [0 1 2]", got)
 		}
-		if rec.Flushes() != 0 {
-			t.Error("a size flush flushed the delegate")
+		if rec.Flushes() != 1 {
+			t.Errorf("delegate flushed %d times after one buffer, want 1", rec.Flushes())
 		}
 	})
 }
@@ -178,8 +178,9 @@ func TestBufferedFlush(t *testing.T) {
 	if got := rec.Sequence(); !slices.Equal(got, want) {
 		t.Fatalf("delivered %q, want %q", got, want)
 	}
-	if rec.Flushes() != 2 {
-		t.Errorf("delegate flushed %d times, want 2", rec.Flushes())
+	// The empty Flush, the buffer delivered, the second Flush.
+	if rec.Flushes() != 3 {
+		t.Errorf("delegate flushed %d times, want 3", rec.Flushes())
 	}
 	if got := rec.SyncEvents()[0]; got != syncCompleted {
 		t.Errorf("sync metric delivered as %+v, want %+v", got, syncCompleted)
@@ -208,8 +209,10 @@ func TestBufferedClose(t *testing.T) {
 	if err := b.Close(ctx); err != nil {
 		t.Fatalf("second Close: %v", err)
 	}
-	if rec.Flushes() != 1 {
-		t.Errorf("delegate flushed %d times by two Closes, want 1", rec.Flushes())
+	// Once after the buffer Close delivered, once by Close; the second
+	// Close does nothing.
+	if rec.Flushes() != 2 {
+		t.Errorf("delegate flushed %d times by two Closes, want 2", rec.Flushes())
 	}
 	b.ReportOperation(ctx, op(5))
 	b.ReportError(ctx, store.ErrorMetric{})
@@ -364,9 +367,16 @@ func TestBufferedContainment(t *testing.T) {
 	if b.Panics() != 1 {
 		t.Errorf("Panics = %d, want 1", b.Panics())
 	}
+	// The panic, then the failed flush after each of the 3 buffers.
 	var pe *store.ReporterPanicError
-	if got := errs.all(); len(got) != 1 || !errors.As(got[0], &pe) || pe.Method != "ReportOperation" || pe.Value != "unlucky" {
+	got := errs.all()
+	if len(got) != 4 || !errors.As(got[0], &pe) || pe.Method != "ReportOperation" || pe.Value != "unlucky" {
 		t.Errorf("error handler got %v", got)
+	}
+	for _, err := range got[1:] {
+		if !errors.Is(err, boom) {
+			t.Errorf("error handler got %v, want the delegate's flush error", err)
+		}
 	}
 	d.flushPanic = true
 	if err := b.Flush(ctx); !errors.As(err, &pe) || pe.Method != "Flush" {
