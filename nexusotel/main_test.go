@@ -1,0 +1,168 @@
+package nexusotel_test
+
+import (
+	"context"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/metricdata"
+	"go.uber.org/goleak"
+
+	"github.com/nexusstore/nexus/nexusotel"
+	"github.com/nexusstore/nexus/store"
+	"github.com/nexusstore/nexus/store/memory"
+)
+
+func TestMain(m *testing.M) {
+	otel.SetErrorHandler(otelErrors)
+	goleak.VerifyTestMain(m)
+}
+
+// otelErrors collects what reaches the OpenTelemetry error handler.
+var otelErrors = &errorSink{}
+
+type errorSink struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+func (s *errorSink) Handle(err error) {
+	s.mu.Lock()
+	s.errs = append(s.errs, err)
+	s.mu.Unlock()
+}
+
+// take returns and forgets the errors handled so far.
+func (s *errorSink) take() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	errs := s.errs
+	s.errs = nil
+	return errs
+}
+
+// takeStats returns and forgets the errors handled so far that came from
+// Stats (other tests' exporters may still report late export failures).
+func (s *errorSink) takeStats() []error {
+	var out []error
+	for _, err := range s.take() {
+		if strings.Contains(err.Error(), "nexusotel: stats") {
+			out = append(out, err)
+		}
+	}
+	return out
+}
+
+type item struct {
+	ID string
+	N  int
+}
+
+func itemID(i item) string { return i.ID }
+
+// newStore returns a store named name over a fresh memory backend,
+// reporting to rep; cfg, if given, adjusts the config.
+func newStore(t testing.TB, name string, rep store.MetricsReporter, cfg ...func(*store.Config[item, string])) (*store.Store[item, string], *memory.Backend[item, string]) {
+	t.Helper()
+	b := memory.New[item, string]()
+	c := store.Config[item, string]{IDOf: itemID, Name: name, MetricsReporter: rep}
+	for _, f := range cfg {
+		f(&c)
+	}
+	s, err := store.New(b, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		if err := s.Close(context.Background()); err != nil {
+			t.Errorf("closing store %s: %v", name, err)
+		}
+	})
+	return s, b
+}
+
+// sdkPipeline is a MeterProvider with a StatsReader and a plain
+// ManualReader standing for an exporter, and a reporter on it.
+type sdkPipeline struct {
+	mp     *sdkmetric.MeterProvider
+	stats  *nexusotel.StatsReader
+	export *sdkmetric.ManualReader
+	rep    *nexusotel.Reporter
+}
+
+func newSDKPipeline(t testing.TB, opts []sdkmetric.Option, ropts ...nexusotel.Option) *sdkPipeline {
+	t.Helper()
+	p := &sdkPipeline{stats: nexusotel.NewStatsReader(), export: sdkmetric.NewManualReader()}
+	opts = append([]sdkmetric.Option{sdkmetric.WithReader(p.stats), sdkmetric.WithReader(p.export)}, opts...)
+	p.mp = sdkmetric.NewMeterProvider(opts...)
+	t.Cleanup(func() { _ = p.mp.Shutdown(context.Background()) })
+	rep, err := nexusotel.NewReporter(append([]nexusotel.Option{
+		nexusotel.WithMeterProvider(p.mp), nexusotel.WithStatsReader(p.stats), nexusotel.WithoutTracing(),
+	}, ropts...)...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.rep = rep
+	return p
+}
+
+// collect returns the metrics of nexus's scope from r, by name.
+func collect(t testing.TB, r sdkmetric.Reader) map[string]metricdata.Metrics {
+	t.Helper()
+	var rm metricdata.ResourceMetrics
+	if err := r.Collect(context.Background(), &rm); err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]metricdata.Metrics)
+	for _, sm := range rm.ScopeMetrics {
+		if sm.Scope.Name != nexusotel.ScopeName {
+			continue
+		}
+		if sm.Scope.Version != nexusotel.Version {
+			t.Errorf("scope version %q, want %q", sm.Scope.Version, nexusotel.Version)
+		}
+		for _, m := range sm.Metrics {
+			out[m.Name] = m
+		}
+	}
+	return out
+}
+
+// histCounts returns the count of each data point of a histogram, keyed
+// by its attributes, and fails on anything but an explicit histogram.
+func histCounts(t testing.TB, m metricdata.Metrics) map[string]uint64 {
+	t.Helper()
+	out := make(map[string]uint64)
+	switch h := m.Data.(type) {
+	case metricdata.Histogram[float64]:
+		for _, dp := range h.DataPoints {
+			out[dp.Attributes.Encoded(attribute.DefaultEncoder())] += dp.Count
+		}
+	case metricdata.ExponentialHistogram[float64]:
+		for _, dp := range h.DataPoints {
+			out[dp.Attributes.Encoded(attribute.DefaultEncoder())] += dp.Count
+		}
+	default:
+		t.Fatalf("%s: %T, want a histogram", m.Name, m.Data)
+	}
+	return out
+}
+
+// mustNotContain fails if any error's message contains s.
+func mustNotContain(t testing.TB, errs []error, s string) {
+	t.Helper()
+	for _, err := range errs {
+		if err != nil && strings.Contains(err.Error(), s) {
+			t.Errorf("error leaks %q: %v", s, err)
+		}
+	}
+}
+
+var errBoom = errors.New("boom")
+
+func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

@@ -1,0 +1,624 @@
+package nexusotel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.opentelemetry.io/otel"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/metric"
+	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
+	"go.opentelemetry.io/otel/sdk/metric/exemplar"
+	"go.opentelemetry.io/otel/sdk/resource"
+	"go.opentelemetry.io/otel/trace"
+
+	"github.com/nexusstore/nexus/store"
+)
+
+// Reporter maps a store's telemetry onto OpenTelemetry instruments and
+// spans, and computes store.StoreStats from a StatsReader. One Reporter can
+// serve many stores: each store binds it (store.Binder) and reports to a
+// per-store reporter with all its attribute sets precomputed, so stores do
+// not mix and the hot path allocates nothing. A Reporter is safe for
+// concurrent use.
+//
+// Called directly rather than through a store, its MetricsReporter,
+// OperationTracer and StatsProvider methods report for an unnamed store
+// (nexus.store.name "").
+type Reporter struct {
+	cfg     config
+	pipes   []*instruments // the recording pipeline first, then the private stats pipeline if any
+	reader  *StatsReader   // where stats are read
+	private *sdkmetric.MeterProvider
+	tracer  trace.Tracer // nil when tracing is off
+
+	mu     sync.Mutex
+	byName map[string][]*storeReporter
+
+	unboundOnce sync.Once
+	unbound     *storeReporter
+}
+
+var (
+	_ store.MetricsReporter = (*Reporter)(nil)
+	_ store.Binder          = (*Reporter)(nil)
+	_ store.OperationTracer = (*Reporter)(nil)
+	_ store.StatsProvider   = (*Reporter)(nil)
+
+	_ store.MetricsReporter = (*storeReporter)(nil)
+	_ store.OperationTracer = (*storeReporter)(nil)
+	_ store.StatsProvider   = (*storeReporter)(nil)
+)
+
+// NewReporter returns a Reporter configured by opts.
+//
+// Where it records: on the MeterProvider of WithMeterProvider, else on the
+// global one (otel.GetMeterProvider: free until the application installs a
+// provider, and picked up when it does).
+//
+// Where Store.Stats reads: from the StatsReader of WithStatsReader, which
+// the caller registered on that provider; without it, from a private
+// pipeline (a MeterProvider of the reporter's own whose only reader is a
+// StatsReader) that every measurement is also recorded on, so that Stats
+// works with no exporter configured. The private pipeline has no exemplars
+// and no cardinality limit (nexus's attributes are bounded). Recording into
+// two pipelines costs a second record per measurement (nearly doubling the
+// SDK's part); WithStatsReader avoids it (see Cost in the package
+// documentation).
+//
+// It returns an error for invalid options (a reserved attribute key in
+// WithAttributes, unordered WithBuckets) or instruments the provider
+// refuses.
+func NewReporter(opts ...Option) (*Reporter, error) {
+	cfg, err := newConfig(opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.statsReader != nil && cfg.statsReader.ManualReader == nil {
+		return nil, errors.New("nexusotel: WithStatsReader: the StatsReader has no ManualReader (use NewStatsReader)")
+	}
+	mp := cfg.mp
+	if mp == nil {
+		mp = otel.GetMeterProvider()
+	}
+	ins, err := newInstruments(mp, cfg.buckets, true)
+	if err != nil {
+		return nil, err
+	}
+	r := &Reporter{
+		cfg:    cfg,
+		pipes:  []*instruments{ins},
+		reader: cfg.statsReader,
+		byName: make(map[string][]*storeReporter),
+	}
+	if r.reader == nil {
+		r.reader = NewStatsReader()
+		r.private = sdkmetric.NewMeterProvider(
+			sdkmetric.WithReader(r.reader),
+			sdkmetric.WithResource(resource.Empty()),
+			sdkmetric.WithExemplarFilter(exemplar.AlwaysOffFilter),
+			sdkmetric.WithCardinalityLimit(0),
+		)
+		priv, err := newInstruments(r.private, cfg.buckets, false)
+		if err != nil {
+			return nil, err
+		}
+		r.pipes = append(r.pipes, priv)
+	}
+	if cfg.tracing {
+		tp := cfg.tp
+		if tp == nil {
+			tp = otel.GetTracerProvider()
+		}
+		r.tracer = tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version))
+	}
+	return r, nil
+}
+
+// Bind implements store.Binder: store.New calls it once per store. The
+// per-store reporter it returns has every attribute set and option slice
+// precomputed, and registers the store's observable gauges (cache entries,
+// pending changes, oldest pending age, sample rate), which Binding.Release
+// unregisters when the store closes. Stores should have distinct names:
+// two stores of the same name on one reporter share their series.
+func (r *Reporter) Bind(info store.StoreInfo) store.Binding {
+	s := r.newStoreReporter(info.Name, info.SampleRate, info.Live)
+	s.registerGauges()
+	r.mu.Lock()
+	r.byName[info.Name] = append(r.byName[info.Name], s)
+	r.mu.Unlock()
+	return store.Binding{Reporter: s, Release: s.release}
+}
+
+// CollectStats returns the figures of the store named storeName bound to r
+// (since its start or last ResetStats), as Store.Stats does, but with the
+// error that Store.Stats can only pass to the OpenTelemetry error handler:
+// a View that dropped an instrument or filtered out an attribute that
+// Stats needs, a StatsReader not registered on the MeterProvider the
+// reporter records on, a delta temporality. On such an error the returned
+// figures are what could be computed. The name "" is the unnamed store of
+// direct calls on r.
+func (r *Reporter) CollectStats(ctx context.Context, storeName string) (store.StoreStats, error) {
+	if storeName == "" {
+		r.def()
+	}
+	r.mu.Lock()
+	ss := r.byName[storeName]
+	r.mu.Unlock()
+	if len(ss) == 0 {
+		return store.StoreStats{}, fmt.Errorf("nexusotel: no store named %q is bound to this reporter", storeName)
+	}
+	return ss[0].CollectStats(ctx)
+}
+
+// def returns the reporter of the unnamed store, for direct calls on r.
+func (r *Reporter) def() *storeReporter {
+	r.unboundOnce.Do(func() {
+		r.unbound = r.newStoreReporter("", 1, nil)
+		r.mu.Lock()
+		r.byName[""] = append(r.byName[""], r.unbound)
+		r.mu.Unlock()
+	})
+	return r.unbound
+}
+
+// ReportOperation records m for the unnamed store.
+func (r *Reporter) ReportOperation(ctx context.Context, m store.OperationMetric) {
+	r.def().ReportOperation(ctx, m)
+}
+
+// ReportCacheEvent records m for the unnamed store.
+func (r *Reporter) ReportCacheEvent(ctx context.Context, m store.CacheMetric) {
+	r.def().ReportCacheEvent(ctx, m)
+}
+
+// ReportSyncEvent records m for the unnamed store.
+func (r *Reporter) ReportSyncEvent(ctx context.Context, m store.SyncMetric) {
+	r.def().ReportSyncEvent(ctx, m)
+}
+
+// ReportError records m for the unnamed store.
+func (r *Reporter) ReportError(ctx context.Context, m store.ErrorMetric) {
+	r.def().ReportError(ctx, m)
+}
+
+// Flush returns nil: a Reporter holds nothing of its own. Measurements live
+// in the SDK's aggregations; exporting readers deliver them on their own
+// schedule, and the MeterProvider's ForceFlush or Shutdown (the shutdown
+// function Setup returns) delivers the rest. Store.Close therefore never
+// waits on an exporter.
+func (r *Reporter) Flush(context.Context) error { return nil }
+
+// Stats returns the figures of the unnamed store (direct calls on r); a
+// store's figures come from Store.Stats or CollectStats.
+func (r *Reporter) Stats() store.StoreStats { return r.def().Stats() }
+
+// ResetStats closes the window of the unnamed store and returns it.
+func (r *Reporter) ResetStats() store.StoreStats { return r.def().ResetStats() }
+
+// The sizes of the store's enumerations, found through their Valid methods
+// so that a new value added to the store is not silently out of range.
+var (
+	numOps         = countValid[store.OperationType]()
+	numPolicies    = countValid[store.Policy]()
+	numCacheEvents = countValid[store.CacheEvent]()
+	numSyncEvents  = countValid[store.SyncEvent]()
+)
+
+const numCacheResults = int(store.CacheResultMiss) + 1
+
+// countValid returns the number of valid values of a dense enumeration
+// that starts at 0.
+func countValid[E interface {
+	~uint8
+	Valid() bool
+}]() int {
+	n := 0
+	for n < 256 && E(n).Valid() {
+		n++
+	}
+	return n
+}
+
+// isRead reports whether op is a read: it has a fetch policy and may be
+// served by the cache.
+func isRead(op store.OperationType) bool {
+	switch op {
+	case store.OpGet, store.OpGetAll, store.OpWatch, store.OpWatchAll:
+		return true
+	}
+	return false
+}
+
+// policyApplies reports whether op can run under p, i.e. whether its series
+// is worth precomputing.
+func policyApplies(op store.OperationType, p store.Policy) bool {
+	if p == store.PolicyNone {
+		return true
+	}
+	if _, ok := p.Fetch(); ok {
+		return isRead(op)
+	}
+	switch op {
+	case store.OpSave, store.OpSaveAll, store.OpDelete, store.OpDeleteAll, store.OpTransaction:
+		return true
+	}
+	return false
+}
+
+func opIndex(op store.OperationType, p store.Policy, cr store.CacheResult) (int, bool) {
+	if int(op) >= numOps || int(p) >= numPolicies || int(cr) >= numCacheResults {
+		return 0, false
+	}
+	return (int(op)*numPolicies+int(p))*numCacheResults + int(cr), true
+}
+
+// usage flags: which instruments a store has recorded on, so that Stats can
+// tell "nothing yet" from "a View dropped it".
+const (
+	usedOperations = iota
+	usedFailures   // an operation failed: its series carries error.type
+	usedCacheEvents
+	usedSyncEvents
+	usedSyncItems
+	usedErrors
+	numUsed
+)
+
+// storeReporter is what Bind returns: the reporter of one store.
+type storeReporter struct {
+	r     *Reporter
+	name  string
+	rate  float64
+	live  func() store.LiveStats
+	pipes []*instruments
+
+	// Option slices, precomputed: the success series of operations (by
+	// opIndex; nil for combinations that should not occur, which take the
+	// slow path), cache events, sync events, sync outcomes, synced items,
+	// successful backend calls, gauges.
+	opOK      [][]metric.RecordOption
+	cacheOpts [][]metric.AddOption
+	syncOpts  [][]metric.AddOption
+	syncDur   [2][]metric.RecordOption // completed, failed
+	itemOpts  []metric.AddOption
+	backendOK [][]metric.RecordOption
+	gaugeOpts []metric.ObserveOption
+
+	// The slow path: series keyed by error type (bounded, but not known in
+	// advance), built on first use into a copy-on-write map that readers
+	// load without locking or allocating.
+	slowMu sync.Mutex
+	slow   atomic.Pointer[map[seriesKey]series]
+
+	// Span names and start options, nil when tracing is off.
+	opSpanName      []string
+	opSpanOpts      [][]trace.SpanStartOption // by op*numPolicies+policy
+	backendSpanName []string
+	backendSpanOpts [][]trace.SpanStartOption
+
+	used [numUsed]atomic.Bool
+
+	statsMu sync.Mutex
+	base    *rawStats // the snapshot the current window started from; nil: the start
+	start   time.Time
+
+	reg      metric.Registration
+	released atomic.Bool
+}
+
+func (r *Reporter) newStoreReporter(name string, rate float64, live func() store.LiveStats) *storeReporter {
+	if !(rate > 0 && rate <= 1) { // also catches NaN
+		rate = 1
+	}
+	s := &storeReporter{r: r, name: name, rate: rate, live: live, pipes: r.pipes, start: time.Now()}
+
+	s.opOK = make([][]metric.RecordOption, numOps*numPolicies*numCacheResults)
+	for op := store.OperationType(0); int(op) < numOps; op++ {
+		for p := store.Policy(0); int(p) < numPolicies; p++ {
+			if !policyApplies(op, p) {
+				continue
+			}
+			for cr := store.CacheResult(0); int(cr) < numCacheResults; cr++ {
+				if cr != store.CacheResultNone && !isRead(op) {
+					continue
+				}
+				i, _ := opIndex(op, p, cr)
+				s.opOK[i] = recordOpts(s.attrSet(operationAttrs(op, p, cr, "")...))
+			}
+		}
+	}
+	s.cacheOpts = make([][]metric.AddOption, numCacheEvents)
+	for ev := range s.cacheOpts {
+		s.cacheOpts[ev] = addOpts(s.attrSet(KeyCacheEvent.String(store.CacheEvent(ev).String())))
+	}
+	s.syncOpts = make([][]metric.AddOption, numSyncEvents)
+	for ev := range s.syncOpts {
+		s.syncOpts[ev] = addOpts(s.attrSet(KeySyncEvent.String(store.SyncEvent(ev).String())))
+	}
+	s.syncDur[0] = recordOpts(s.attrSet(KeySyncOutcome.String("completed")))
+	s.syncDur[1] = recordOpts(s.attrSet(KeySyncOutcome.String("failed")))
+	s.itemOpts = addOpts(s.attrSet())
+	s.backendOK = make([][]metric.RecordOption, numOps)
+	for op := range s.backendOK {
+		s.backendOK[op] = recordOpts(s.attrSet(KeyOperation.String(store.OperationType(op).String())))
+	}
+	s.gaugeOpts = []metric.ObserveOption{metric.WithAttributeSet(s.attrSet())}
+
+	if r.tracer != nil {
+		s.initSpans()
+	}
+	return s
+}
+
+func recordOpts(set attribute.Set) []metric.RecordOption {
+	return []metric.RecordOption{metric.WithAttributeSet(set)}
+}
+
+func addOpts(set attribute.Set) []metric.AddOption {
+	return []metric.AddOption{metric.WithAttributeSet(set)}
+}
+
+type seriesKind uint8
+
+const (
+	seriesOperation seriesKind = iota
+	seriesError
+	seriesBackend
+)
+
+// seriesKey names a series built on the slow path.
+type seriesKey struct {
+	kind        seriesKind
+	op          store.OperationType
+	policy      store.Policy
+	cr          store.CacheResult
+	errType     string
+	recoverable bool
+}
+
+type series struct {
+	rec []metric.RecordOption
+	add []metric.AddOption
+}
+
+// maxSlowSeries bounds the slow-path map. Error types are bounded by the
+// program's error types, so it is not expected to fill; if it does, further
+// series are built per call (correct, but allocating).
+const maxSlowSeries = 4096
+
+func (s *storeReporter) series(k seriesKey) series {
+	if m := s.slow.Load(); m != nil {
+		if v, ok := (*m)[k]; ok {
+			return v
+		}
+	}
+	s.slowMu.Lock()
+	defer s.slowMu.Unlock()
+	old := s.slow.Load()
+	n := 0
+	if old != nil {
+		if v, ok := (*old)[k]; ok {
+			return v
+		}
+		n = len(*old)
+	}
+	var kvs []attribute.KeyValue
+	switch k.kind {
+	case seriesOperation:
+		kvs = operationAttrs(k.op, k.policy, k.cr, k.errType)
+	case seriesError:
+		kvs = []attribute.KeyValue{
+			KeyOperation.String(k.op.String()),
+			KeyErrorType.String(k.errType),
+			KeyRecoverable.Bool(k.recoverable),
+		}
+	case seriesBackend:
+		kvs = []attribute.KeyValue{KeyOperation.String(k.op.String())}
+		if k.errType != "" {
+			kvs = append(kvs, KeyErrorType.String(k.errType))
+		}
+	}
+	set := s.attrSet(kvs...)
+	v := series{
+		rec: []metric.RecordOption{metric.WithAttributeSet(set)},
+		add: []metric.AddOption{metric.WithAttributeSet(set)},
+	}
+	if n >= maxSlowSeries {
+		return v
+	}
+	m := make(map[seriesKey]series, n+1)
+	if old != nil {
+		maps.Copy(m, *old)
+	}
+	m[k] = v
+	s.slow.Store(&m)
+	return v
+}
+
+// errorType is store.ErrorType, never empty for a failure.
+func errorType(err error) string {
+	if t := store.ErrorType(err); t != "" {
+		return t
+	}
+	return store.ErrorTypeOther
+}
+
+func (s *storeReporter) mark(i int) {
+	if !s.used[i].Load() {
+		s.used[i].Store(true)
+	}
+}
+
+// ReportOperation records the operation's duration; the histogram's count
+// is the operation count.
+func (s *storeReporter) ReportOperation(ctx context.Context, m store.OperationMetric) {
+	var opts []metric.RecordOption
+	if m.Success {
+		if i, ok := opIndex(m.Operation, m.Policy, m.CacheResult); ok {
+			opts = s.opOK[i]
+		}
+		if opts == nil {
+			opts = s.series(seriesKey{kind: seriesOperation, op: m.Operation, policy: m.Policy, cr: m.CacheResult}).rec
+		}
+	} else {
+		opts = s.series(seriesKey{
+			kind: seriesOperation, op: m.Operation, policy: m.Policy, cr: m.CacheResult,
+			errType: errorType(m.Err),
+		}).rec
+	}
+	v := m.Duration.Seconds()
+	for _, p := range s.pipes {
+		p.opDuration.Record(ctx, v, opts...)
+	}
+	s.mark(usedOperations)
+	if !m.Success {
+		s.mark(usedFailures)
+	}
+}
+
+// ReportCacheEvent counts the event.
+func (s *storeReporter) ReportCacheEvent(ctx context.Context, m store.CacheMetric) {
+	if int(m.Event) >= len(s.cacheOpts) {
+		return
+	}
+	opts := s.cacheOpts[m.Event]
+	for _, p := range s.pipes {
+		p.cacheEvents.Add(ctx, 1, opts...)
+	}
+	s.mark(usedCacheEvents)
+}
+
+// ReportSyncEvent counts the event and, for the end of a run, records its
+// duration and the items it pushed.
+func (s *storeReporter) ReportSyncEvent(ctx context.Context, m store.SyncMetric) {
+	if int(m.Event) >= len(s.syncOpts) {
+		return
+	}
+	opts := s.syncOpts[m.Event]
+	for _, p := range s.pipes {
+		p.syncEvents.Add(ctx, 1, opts...)
+	}
+	s.mark(usedSyncEvents)
+	if m.Event != store.SyncCompleted && m.Event != store.SyncFailed {
+		return
+	}
+	dur := s.syncDur[0]
+	if m.Event == store.SyncFailed {
+		dur = s.syncDur[1]
+	}
+	v := m.Duration.Seconds()
+	for _, p := range s.pipes {
+		p.syncDuration.Record(ctx, v, dur...)
+	}
+	if m.ItemsSynced > 0 {
+		n := int64(m.ItemsSynced)
+		for _, p := range s.pipes {
+			p.syncItems.Add(ctx, n, s.itemOpts...)
+		}
+		s.mark(usedSyncItems)
+	}
+}
+
+// ReportError counts the error by operation, type and recoverability.
+func (s *storeReporter) ReportError(ctx context.Context, m store.ErrorMetric) {
+	opts := s.series(seriesKey{
+		kind: seriesError, op: m.Operation, errType: errorType(m.Err), recoverable: m.Recoverable,
+	}).add
+	for _, p := range s.pipes {
+		p.errors.Add(ctx, 1, opts...)
+	}
+	s.mark(usedErrors)
+}
+
+// Flush returns nil (see Reporter.Flush).
+func (s *storeReporter) Flush(context.Context) error { return nil }
+
+// recordBackend records a backend call's duration. A backend's ErrNotFound
+// is an answer, not a failure.
+func (s *storeReporter) recordBackend(ctx context.Context, end store.BackendCallEnd) {
+	var opts []metric.RecordOption
+	if (end.Err == nil || errors.Is(end.Err, store.ErrNotFound)) && int(end.Operation) < len(s.backendOK) {
+		opts = s.backendOK[end.Operation]
+	} else {
+		var et string
+		if end.Err != nil && !errors.Is(end.Err, store.ErrNotFound) {
+			et = errorType(end.Err)
+		}
+		opts = s.series(seriesKey{kind: seriesBackend, op: end.Operation, errType: et}).rec
+	}
+	v := end.Duration.Seconds()
+	for _, p := range s.pipes {
+		p.backendDuration.Record(ctx, v, opts...)
+	}
+}
+
+// registerGauges registers the store's observable gauges on the recording
+// pipeline.
+func (s *storeReporter) registerGauges() {
+	ins := s.pipes[0]
+	if ins.sampleRate == nil {
+		return
+	}
+	reg, err := ins.meter.RegisterCallback(s.observe,
+		ins.cacheEntries, ins.pendingChanges, ins.pendingAge, ins.sampleRate)
+	if err != nil {
+		otel.Handle(fmt.Errorf("nexusotel: registering the gauges of store %q: %w", s.name, err))
+		return
+	}
+	s.reg = reg
+}
+
+func (s *storeReporter) observe(_ context.Context, o metric.Observer) error {
+	if s.released.Load() {
+		return nil
+	}
+	ins := s.pipes[0]
+	o.ObserveFloat64(ins.sampleRate, s.rate, s.gaugeOpts...)
+	if s.live == nil {
+		return nil
+	}
+	l := s.live()
+	o.ObserveInt64(ins.cacheEntries, int64(l.CacheEntries), s.gaugeOpts...)
+	o.ObserveInt64(ins.pendingChanges, int64(l.PendingChanges), s.gaugeOpts...)
+	age := 0.0
+	if !l.OldestPending.IsZero() {
+		age = math.Max(0, time.Since(l.OldestPending).Seconds())
+	}
+	o.ObserveFloat64(ins.pendingAge, age, s.gaugeOpts...)
+	return nil
+}
+
+// release is the Binding's Release: it unregisters the gauges (the store's
+// Live callback must not be called after it) and forgets the store.
+func (s *storeReporter) release() {
+	if s.released.Swap(true) {
+		return
+	}
+	if s.reg != nil {
+		if err := s.reg.Unregister(); err != nil {
+			otel.Handle(fmt.Errorf("nexusotel: unregistering the gauges of store %q: %w", s.name, err))
+		}
+	}
+	r := s.r
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	ss := r.byName[s.name]
+	for i, x := range ss {
+		if x == s {
+			ss = append(ss[:i:i], ss[i+1:]...)
+			break
+		}
+	}
+	if len(ss) == 0 {
+		delete(r.byName, s.name)
+	} else {
+		r.byName[s.name] = ss
+	}
+}
