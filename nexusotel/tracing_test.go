@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"testing"
+	"testing/synctest"
+	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -303,9 +305,9 @@ func TestBackgroundRefreshLinks(t *testing.T) {
 	}
 }
 
-// The final sync of Close is background work: a root span linked to the
-// caller's span, with its backend calls under it.
-func TestBackgroundSyncIsRoot(t *testing.T) {
+// The final sync of Close runs under the caller's context: a child of its
+// span, with the pushes under it.
+func TestCloseSyncIsChildOfCaller(t *testing.T) {
 	tr := newTracing(t)
 	s, _ := newStore(t, "users", tr.rep)
 	if _, err := s.Save(context.Background(), item{ID: "a"}, store.WithWritePolicy(store.WriteCacheFirst)); err != nil {
@@ -321,13 +323,33 @@ func TestBackgroundSyncIsRoot(t *testing.T) {
 	if sync == nil || push == nil {
 		t.Fatalf("spans %v", spanNames(tr.spans.Ended()))
 	}
-	if sync.Parent().IsValid() {
-		t.Error("the sync span has a parent")
-	}
-	if l := sync.Links(); len(l) != 1 || l[0].SpanContext.SpanID() != spans["request"].SpanContext().SpanID() {
-		t.Errorf("sync links %+v, want the request", l)
-	}
+	isChild(t, sync, spans["request"])
 	isChild(t, push, sync)
+}
+
+// The interval sync has no caller: it is a root span, its pushes under it.
+func TestIntervalSyncIsRoot(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		tr := newTracing(t)
+		s, _ := newStore(t, "users", tr.rep, func(c *store.Config[item, string]) { c.SyncInterval = time.Minute })
+		if _, err := s.Save(context.Background(), item{ID: "a"}, store.WithWritePolicy(store.WriteCacheFirst)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		spans := tr.ended(t)
+		sync, push := spans["nexus.store sync"], spans["nexus.store.backend save"]
+		if sync == nil || push == nil {
+			t.Fatalf("spans %v", spanNames(tr.spans.Ended()))
+		}
+		if sync.Parent().IsValid() {
+			t.Error("the interval sync span has a parent")
+		}
+		isChild(t, push, sync)
+		if err := s.Close(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
 
 // Histogram records carry the operation's context: exemplars point at the

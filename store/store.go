@@ -253,7 +253,7 @@ func (s *Store[T, ID]) Close(ctx context.Context) error {
 	s.refresh.wait()
 
 	if s.cache.pendingCount() > 0 && ctx.Err() == nil {
-		o, sctx := s.tel.start(ctx, OpSync, PolicyNone, true)
+		o, sctx := s.tel.start(ctx, OpSync, PolicyNone, false)
 		n, err := s.syncRun(sctx, o, nil)
 		o.endN(err, n)
 	}

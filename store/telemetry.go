@@ -120,7 +120,8 @@ type OperationStart struct {
 	// Sampled reports whether the operation's metrics will be reported.
 	Sampled bool
 	// Background is set for work the store starts on its own (the sync
-	// interval); the reporter may then start a root span.
+	// interval); the reporter may then start a root span. Close's final
+	// Sync is not background: it runs under the caller's context.
 	Background bool
 }
 
@@ -131,7 +132,9 @@ type OperationEnd struct {
 	Err         error // nil on success
 	CacheResult CacheResult
 	ItemCount   int
-	Duration    time.Duration
+	// Duration is measured only when the operation is sampled or
+	// StartOperation returned a handle; 0 otherwise.
+	Duration time.Duration
 }
 
 // BackendCall describes a call to the backend.
@@ -153,7 +156,9 @@ type BackendCallEnd struct {
 	Operation OperationType
 	Sampled   bool
 	Err       error
-	Duration  time.Duration
+	// Duration is measured only when the call is sampled or
+	// StartBackendCall returned a handle; 0 otherwise.
+	Duration time.Duration
 }
 
 // OperationType names a public store operation.
