@@ -7,10 +7,15 @@
 //	s, err := store.New(backend, store.Config[User, string]{IDOf: ..., MetricsReporter: rep})
 //	st := s.Stats()                        // counts, durations, hit rate, percentiles
 //
-// or, for a whole pipeline configured by the OTEL_* environment variables,
+// or, for a whole pipeline (exporters, providers, resource) configured by
+// the OTEL_* environment variables, the subpackage otelsetup:
 //
-//	rep, shutdown, err := nexusotel.Setup(ctx)
+//	rep, shutdown, err := otelsetup.Setup(ctx)
 //	defer shutdown(context.Background())
+//
+// otelsetup is apart so that importing nexusotel links no exporter (gRPC,
+// the Prometheus client): nexusotel depends on the OpenTelemetry API and
+// metric SDK only.
 //
 // # Instruments
 //

@@ -153,16 +153,6 @@ func histCounts(t testing.TB, m metricdata.Metrics) map[string]uint64 {
 	return out
 }
 
-// mustNotContain fails if any error's message contains s.
-func mustNotContain(t testing.TB, errs []error, s string) {
-	t.Helper()
-	for _, err := range errs {
-		if err != nil && strings.Contains(err.Error(), s) {
-			t.Errorf("error leaks %q: %v", s, err)
-		}
-	}
-}
-
 var errBoom = errors.New("boom")
 
 func isNotFound(err error) bool { return errors.Is(err, store.ErrNotFound) }

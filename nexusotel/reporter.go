@@ -191,7 +191,7 @@ func (r *Reporter) ReportError(ctx context.Context, m store.ErrorMetric) {
 // Flush returns nil: a Reporter holds nothing of its own. Measurements live
 // in the SDK's aggregations; exporting readers deliver them on their own
 // schedule, and the MeterProvider's ForceFlush or Shutdown (the shutdown
-// function Setup returns) delivers the rest. Store.Close therefore never
+// function otelsetup.Setup returns) delivers the rest. Store.Close therefore never
 // waits on an exporter.
 func (r *Reporter) Flush(context.Context) error { return nil }
 

@@ -1,4 +1,4 @@
-package nexusotel_test
+package otelsetup_test
 
 import (
 	"context"
@@ -15,6 +15,7 @@ import (
 	"google.golang.org/grpc/metadata"
 
 	"github.com/nexusstore/nexus/nexusotel"
+	"github.com/nexusstore/nexus/nexusotel/otelsetup"
 	"github.com/nexusstore/nexus/store"
 )
 
@@ -85,7 +86,7 @@ func TestSetupOTLPDelta(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y")
 	t.Setenv("OTEL_SERVICE_NAME", "otlp-test")
 	ctx := context.Background()
-	rep, shutdown, err := nexusotel.Setup(ctx, nexusotel.WithOTLP(), nexusotel.WithSetupReporterOptions(nexusotel.WithRootSpans()))
+	rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithOTLP(), otelsetup.WithReporterOptions(nexusotel.WithRootSpans()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -163,7 +164,7 @@ func TestSetupOTLPTransportSecurity(t *testing.T) {
 			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.scheme+addr)
 			t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "200")
 			ctx := context.Background()
-			rep, shutdown, err := nexusotel.Setup(ctx, nexusotel.WithOTLP())
+			rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithOTLP())
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -1,4 +1,4 @@
-package nexusotel_test
+package otelsetup_test
 
 import (
 	"bytes"
@@ -26,6 +26,7 @@ import (
 	tracenoop "go.opentelemetry.io/otel/trace/noop"
 
 	"github.com/nexusstore/nexus/nexusotel"
+	"github.com/nexusstore/nexus/nexusotel/otelsetup"
 	"github.com/nexusstore/nexus/store"
 )
 
@@ -54,7 +55,7 @@ func TestSetupStdout(t *testing.T) {
 	t.Setenv("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=ci")
 	var out lockedBuffer
 	ctx := context.Background()
-	rep, shutdown, err := nexusotel.Setup(ctx, nexusotel.WithStdout(&out))
+	rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithStdout(&out))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -162,7 +163,7 @@ func TestSetupOTLPUnreachable(t *testing.T) {
 	otelErrors.take()
 
 	ctx := context.Background()
-	rep, shutdown, err := nexusotel.Setup(ctx, nexusotel.WithOTLP(), nexusotel.WithSetupReporterOptions(nexusotel.WithRootSpans()))
+	rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithOTLP(), otelsetup.WithReporterOptions(nexusotel.WithRootSpans()))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -215,7 +216,7 @@ func TestSetupRefusesMalformedHeaders(t *testing.T) {
 	for _, v := range []string{"key=" + secret, secret, "bad key=" + secret} {
 		t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", v)
 		logs := captureOTelLog(t)
-		_, _, err := nexusotel.Setup(context.Background(), nexusotel.WithOTLP())
+		_, _, err := otelsetup.Setup(context.Background(), otelsetup.WithOTLP())
 		if err == nil || !strings.Contains(err.Error(), "OTEL_EXPORTER_OTLP_HEADERS") {
 			t.Errorf("Setup with headers %q: %v", v, err)
 		}
@@ -243,7 +244,7 @@ func TestSetupPrometheus(t *testing.T) {
 	otelErrors.take()
 	reg := prometheus.NewRegistry()
 	ctx := context.Background()
-	rep, shutdown, err := nexusotel.Setup(ctx, nexusotel.WithPrometheus(otelprom.WithRegisterer(reg)))
+	rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithPrometheus(otelprom.WithRegisterer(reg)))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -307,7 +308,7 @@ func TestSetupFromEnvironment(t *testing.T) {
 	t.Setenv("OTEL_METRICS_EXPORTER", "none")
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
 	ctx := context.Background()
-	rep, shutdown, err := nexusotel.Setup(ctx, nexusotel.WithGlobal())
+	rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithGlobal())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -336,7 +337,7 @@ func TestSetupFromEnvironment(t *testing.T) {
 	}
 
 	t.Setenv("OTEL_METRICS_EXPORTER", "carrier-pigeon")
-	if _, _, err := nexusotel.Setup(ctx); err == nil || !strings.Contains(err.Error(), "OTEL_METRICS_EXPORTER") {
+	if _, _, err := otelsetup.Setup(ctx); err == nil || !strings.Contains(err.Error(), "OTEL_METRICS_EXPORTER") {
 		t.Errorf("unknown exporter: %v", err)
 	}
 }

@@ -1,4 +1,4 @@
-package nexusotel
+package otelsetup
 
 import (
 	"context"
@@ -19,16 +19,18 @@ import (
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/nexusstore/nexus/nexusotel"
 )
 
-// SetupOption configures Setup.
-type SetupOption interface {
+// Option configures Setup.
+type Option interface {
 	applySetup(*setupConfig)
 }
 
-type setupOptionFunc func(*setupConfig)
+type optionFunc func(*setupConfig)
 
-func (f setupOptionFunc) applySetup(c *setupConfig) { f(c) }
+func (f optionFunc) applySetup(c *setupConfig) { f(c) }
 
 type setupConfig struct {
 	stdout       io.Writer
@@ -36,7 +38,7 @@ type setupConfig struct {
 	otlp         bool
 	prometheus   bool
 	promOpts     []otelprom.Option
-	reporterOpts []Option
+	reporterOpts []nexusotel.Option
 	global       bool
 }
 
@@ -44,13 +46,13 @@ type setupConfig struct {
 // to w, for debugging: one document per export (every
 // OTEL_METRIC_EXPORT_INTERVAL, 60s by default, and at shutdown), compact
 // unless WithPrettyPrint is given.
-func WithStdout(w io.Writer) SetupOption {
-	return setupOptionFunc(func(c *setupConfig) { c.stdout = w })
+func WithStdout(w io.Writer) Option {
+	return optionFunc(func(c *setupConfig) { c.stdout = w })
 }
 
 // WithPrettyPrint indents the JSON of WithStdout.
-func WithPrettyPrint() SetupOption {
-	return setupOptionFunc(func(c *setupConfig) { c.pretty = true })
+func WithPrettyPrint() Option {
+	return optionFunc(func(c *setupConfig) { c.pretty = true })
 }
 
 // WithOTLP exports metrics and spans over OTLP gRPC (otlpmetricgrpc,
@@ -60,8 +62,8 @@ func WithPrettyPrint() SetupOption {
 // OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TIMEOUT, the per-signal
 // variants, and OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE (delta,
 // for Datadog; the exporter reads it itself).
-func WithOTLP() SetupOption {
-	return setupOptionFunc(func(c *setupConfig) { c.otlp = true })
+func WithOTLP() Option {
+	return optionFunc(func(c *setupConfig) { c.otlp = true })
 }
 
 // WithPrometheus adds the OpenTelemetry Prometheus exporter as a pull
@@ -75,32 +77,33 @@ func WithOTLP() SetupOption {
 // route is OTEL_METRICS_EXPORTER=prometheus, which starts autoexport's own
 // server on OTEL_EXPORTER_PROMETHEUS_HOST:OTEL_EXPORTER_PROMETHEUS_PORT
 // (localhost:9464).
-func WithPrometheus(opts ...otelprom.Option) SetupOption {
-	return setupOptionFunc(func(c *setupConfig) {
+func WithPrometheus(opts ...otelprom.Option) Option {
+	return optionFunc(func(c *setupConfig) {
 		c.prometheus = true
 		c.promOpts = append(c.promOpts, opts...)
 	})
 }
 
-// WithSetupReporterOptions passes opts to NewReporter (after the provider
-// options Setup sets).
-func WithSetupReporterOptions(opts ...Option) SetupOption {
-	return setupOptionFunc(func(c *setupConfig) { c.reporterOpts = append(c.reporterOpts, opts...) })
+// WithReporterOptions passes opts to nexusotel.NewReporter (after the
+// provider options Setup sets).
+func WithReporterOptions(opts ...nexusotel.Option) Option {
+	return optionFunc(func(c *setupConfig) { c.reporterOpts = append(c.reporterOpts, opts...) })
 }
 
 // WithGlobal installs the MeterProvider and TracerProvider Setup builds as
 // the OpenTelemetry globals (otel.SetMeterProvider, otel.SetTracerProvider),
 // for other instrumentation in the process.
-func WithGlobal() SetupOption {
-	return setupOptionFunc(func(c *setupConfig) { c.global = true })
+func WithGlobal() Option {
+	return optionFunc(func(c *setupConfig) { c.global = true })
 }
 
-// Setup builds a complete pipeline and a Reporter on it, in one call:
+// Setup builds a complete pipeline and a nexusotel.Reporter on it, in one
+// call:
 //
 //   - a resource from the SDK's detectors: OTEL_SERVICE_NAME,
 //     OTEL_RESOURCE_ATTRIBUTES, the host name and the SDK's own attributes;
 //   - a MeterProvider with a PeriodicReader over the chosen exporter (plus
-//     the Prometheus reader of WithPrometheus) and a StatsReader, so that
+//     the Prometheus reader of WithPrometheus) and a nexusotel.StatsReader, so that
 //     Store.Stats reads the same measurements with no second pipeline;
 //   - a TracerProvider with a batch span processor over the chosen
 //     exporter.
@@ -123,7 +126,7 @@ func WithGlobal() SetupOption {
 // The returned shutdown flushes and shuts down both providers, within its
 // context, and returns their errors joined. Call it once, after the stores
 // are closed.
-func Setup(ctx context.Context, opts ...SetupOption) (*Reporter, func(context.Context) error, error) {
+func Setup(ctx context.Context, opts ...Option) (*nexusotel.Reporter, func(context.Context) error, error) {
 	var cfg setupConfig
 	for _, o := range opts {
 		if o != nil {
@@ -147,7 +150,7 @@ func Setup(ctx context.Context, opts ...SetupOption) (*Reporter, func(context.Co
 		cleanups  []func(context.Context) error
 		setupErrs []error
 	)
-	fail := func(err error) (*Reporter, func(context.Context) error, error) {
+	fail := func(err error) (*nexusotel.Reporter, func(context.Context) error, error) {
 		for _, c := range cleanups {
 			setupErrs = append(setupErrs, c(ctx))
 		}
@@ -171,24 +174,24 @@ func Setup(ctx context.Context, opts ...SetupOption) (*Reporter, func(context.Co
 		}
 		me, err := stdoutmetric.New(mopts...)
 		if err != nil {
-			return fail(fmt.Errorf("nexusotel: setup: stdout metric exporter: %w", err))
+			return fail(fmt.Errorf("otelsetup: stdout metric exporter: %w", err))
 		}
 		addReader(sdkmetric.NewPeriodicReader(me))
 		te, err := stdouttrace.New(topts...)
 		if err != nil {
-			return fail(fmt.Errorf("nexusotel: setup: stdout span exporter: %w", err))
+			return fail(fmt.Errorf("otelsetup: stdout span exporter: %w", err))
 		}
 		addSpans(te)
 	}
 	if cfg.otlp {
 		me, err := otlpmetricgrpc.New(ctx)
 		if err != nil {
-			return fail(fmt.Errorf("nexusotel: setup: OTLP gRPC metric exporter: %w", err))
+			return fail(fmt.Errorf("otelsetup: OTLP gRPC metric exporter: %w", err))
 		}
 		addReader(sdkmetric.NewPeriodicReader(me))
 		te, err := otlptracegrpc.New(ctx)
 		if err != nil {
-			return fail(fmt.Errorf("nexusotel: setup: OTLP gRPC span exporter: %w", err))
+			return fail(fmt.Errorf("otelsetup: OTLP gRPC span exporter: %w", err))
 		}
 		addSpans(te)
 	}
@@ -198,16 +201,16 @@ func Setup(ctx context.Context, opts ...SetupOption) (*Reporter, func(context.Co
 		if !cfg.prometheus || os.Getenv("OTEL_METRICS_EXPORTER") != "" {
 			mr, err := autoexport.NewMetricReader(ctx)
 			if err != nil {
-				return fail(fmt.Errorf("nexusotel: setup: metric exporter from OTEL_METRICS_EXPORTER: %w", err))
+				return fail(fmt.Errorf("otelsetup: metric exporter from OTEL_METRICS_EXPORTER: %w", err))
 			}
 			addReader(mr)
 		}
 		te, err := autoexport.NewSpanExporter(ctx)
 		if err != nil {
-			return fail(fmt.Errorf("nexusotel: setup: span exporter from OTEL_TRACES_EXPORTER: %w", err))
+			return fail(fmt.Errorf("otelsetup: span exporter from OTEL_TRACES_EXPORTER: %w", err))
 		}
 		if autoexport.IsNoneSpanExporter(te) {
-			cfg.reporterOpts = append([]Option{WithoutTracing()}, cfg.reporterOpts...)
+			cfg.reporterOpts = append([]nexusotel.Option{nexusotel.WithoutTracing()}, cfg.reporterOpts...)
 		} else {
 			addSpans(te)
 		}
@@ -215,12 +218,12 @@ func Setup(ctx context.Context, opts ...SetupOption) (*Reporter, func(context.Co
 	if cfg.prometheus {
 		pr, err := otelprom.New(cfg.promOpts...)
 		if err != nil {
-			return fail(fmt.Errorf("nexusotel: setup: Prometheus exporter: %w", err))
+			return fail(fmt.Errorf("otelsetup: Prometheus exporter: %w", err))
 		}
 		addReader(pr)
 	}
 
-	sr := NewStatsReader()
+	sr := nexusotel.NewStatsReader()
 	mopts := []sdkmetric.Option{sdkmetric.WithResource(res), sdkmetric.WithReader(sr)}
 	for _, r := range readers {
 		mopts = append(mopts, sdkmetric.WithReader(r))
@@ -234,8 +237,8 @@ func Setup(ctx context.Context, opts ...SetupOption) (*Reporter, func(context.Co
 	// From here on the providers own the readers and exporters.
 	cleanups = []func(context.Context) error{tp.Shutdown, mp.Shutdown}
 
-	rep, err := NewReporter(append([]Option{
-		WithMeterProvider(mp), WithStatsReader(sr), WithTracerProvider(tp),
+	rep, err := nexusotel.NewReporter(append([]nexusotel.Option{
+		nexusotel.WithMeterProvider(mp), nexusotel.WithStatsReader(sr), nexusotel.WithTracerProvider(tp),
 	}, cfg.reporterOpts...)...)
 	if err != nil {
 		return fail(err)
@@ -247,10 +250,10 @@ func Setup(ctx context.Context, opts ...SetupOption) (*Reporter, func(context.Co
 	shutdown := func(ctx context.Context) error {
 		var errs []error
 		if err := tp.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("nexusotel: shutdown: traces: %w", err))
+			errs = append(errs, fmt.Errorf("otelsetup: shutdown: traces: %w", err))
 		}
 		if err := mp.Shutdown(ctx); err != nil {
-			errs = append(errs, fmt.Errorf("nexusotel: shutdown: metrics: %w", err))
+			errs = append(errs, fmt.Errorf("otelsetup: shutdown: metrics: %w", err))
 		}
 		return errors.Join(errs...)
 	}
@@ -267,9 +270,9 @@ func newResource(ctx context.Context) (*resource.Resource, error) {
 		resource.WithFromEnv(),
 	)
 	if errors.Is(err, resource.ErrPartialResource) {
-		otel.Handle(fmt.Errorf("nexusotel: setup: resource: %w", err))
+		otel.Handle(fmt.Errorf("otelsetup: resource: %w", err))
 	} else if err != nil {
-		return nil, fmt.Errorf("nexusotel: setup: resource: %w", err)
+		return nil, fmt.Errorf("otelsetup: resource: %w", err)
 	}
 	merged, err := resource.Merge(resource.Default(), detected)
 	if err != nil { // differing schema URLs: keep what was detected
@@ -302,14 +305,14 @@ func checkHeaderEnv() error {
 			}
 			key, val, found := strings.Cut(entry, "=")
 			if !found {
-				return fmt.Errorf("nexusotel: setup: %s: entry %d is not key=value (its content is not shown: it may be a credential)", name, i+1)
+				return fmt.Errorf("otelsetup: %s: entry %d is not key=value (its content is not shown: it may be a credential)", name, i+1)
 			}
 			key = strings.TrimSpace(key)
 			if !validHeaderKey(key) {
-				return fmt.Errorf("nexusotel: setup: %s: entry %d has an invalid header name (not shown)", name, i+1)
+				return fmt.Errorf("otelsetup: %s: entry %d has an invalid header name (not shown)", name, i+1)
 			}
 			if _, err := url.PathUnescape(val); err != nil {
-				return fmt.Errorf("nexusotel: setup: %s: the value of header %q is not properly URL-escaped (not shown)", name, key)
+				return fmt.Errorf("otelsetup: %s: the value of header %q is not properly URL-escaped (not shown)", name, key)
 			}
 		}
 	}
