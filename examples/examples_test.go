@@ -3,6 +3,7 @@ package examples
 import (
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -39,5 +40,32 @@ func TestExamples(t *testing.T) {
 				t.Errorf("output:\n%s\nwant:\n%s", got, tt.want)
 			}
 		})
+	}
+}
+
+// The quick start's console lines, stats and exported documents (timings
+// vary, so the lines are checked up to them), and its spans: the store's
+// under the caller's.
+func TestQuickstart(t *testing.T) {
+	out := run(t, "quickstart")
+	for _, want := range []string{`"Name":"nexus.store.backend get"`, `"Name":"nexus.store get"`, `"Name":"handle request"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %s span in the output", want)
+		}
+	}
+	for _, want := range []string{
+		"[NexusStore] save(user-123) completed in ",
+		"[NexusStore] cache invalidation user-123\n",
+		"[NexusStore] get(user-123) completed in ", "(cache miss)\n",
+		"[NexusStore] get(user-123) completed in ", "(cache hit)\n",
+		"[NexusStore] get(nobody) completed in ", "(cache miss, not found)\n",
+		"gets: 4, average ", "cache hit rate 50%, errors: 0\n",
+		`"Name":"nexus.store.operation.duration"`,
+	} {
+		i := strings.Index(out, want)
+		if i < 0 {
+			t.Fatalf("output lacks %q (in order):\n%s", want, out)
+		}
+		out = out[i+len(want):]
 	}
 }
