@@ -2,86 +2,25 @@ package otelsetup_test
 
 import (
 	"context"
-	"net"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
-	metricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	otlpmetric "go.opentelemetry.io/proto/otlp/metrics/v1"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/metadata"
 
+	"github.com/nexusstore/nexus/internal/otlptest"
 	"github.com/nexusstore/nexus/nexusotel"
 	"github.com/nexusstore/nexus/nexusotel/otelsetup"
 	"github.com/nexusstore/nexus/store"
 )
-
-// collector is an OTLP gRPC receiver that keeps what it receives.
-type collector struct {
-	mu      sync.Mutex
-	metrics []*metricspb.ExportMetricsServiceRequest
-	spans   []*tracepb.ExportTraceServiceRequest
-	headers []metadata.MD
-}
-
-type metricsService struct {
-	metricspb.UnimplementedMetricsServiceServer
-	c *collector
-}
-
-func (s metricsService) Export(ctx context.Context, req *metricspb.ExportMetricsServiceRequest) (*metricspb.ExportMetricsServiceResponse, error) {
-	md, _ := metadata.FromIncomingContext(ctx)
-	c := s.c
-	c.mu.Lock()
-	c.metrics = append(c.metrics, req)
-	c.headers = append(c.headers, md)
-	c.mu.Unlock()
-	return &metricspb.ExportMetricsServiceResponse{}, nil
-}
-
-type traceService struct {
-	tracepb.UnimplementedTraceServiceServer
-	c *collector
-}
-
-func (s traceService) Export(ctx context.Context, req *tracepb.ExportTraceServiceRequest) (*tracepb.ExportTraceServiceResponse, error) {
-	s.c.mu.Lock()
-	s.c.spans = append(s.c.spans, req)
-	s.c.mu.Unlock()
-	return &tracepb.ExportTraceServiceResponse{}, nil
-}
-
-func startCollector(t *testing.T) (*collector, string) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := &collector{}
-	srv := grpc.NewServer()
-	metricspb.RegisterMetricsServiceServer(srv, metricsService{c: c})
-	tracepb.RegisterTraceServiceServer(srv, traceService{c: c})
-	done := make(chan struct{})
-	go func() {
-		defer close(done)
-		_ = srv.Serve(l)
-	}()
-	t.Cleanup(func() {
-		srv.Stop()
-		<-done
-	})
-	return c, l.Addr().String()
-}
 
 // WithOTLP against a plaintext (http://) endpoint: metrics arrive with the
 // delta temporality OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE asks
 // for, with the configured header; spans arrive too; Stats stays
 // cumulative.
 func TestSetupOTLPDelta(t *testing.T) {
-	c, addr := startCollector(t)
-	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+addr)
+	c := otlptest.Start(t)
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+c.Addr)
 	t.Setenv("OTEL_EXPORTER_OTLP_METRICS_TEMPORALITY_PREFERENCE", "delta")
 	t.Setenv("OTEL_EXPORTER_OTLP_HEADERS", "x-api-key=k3y")
 	t.Setenv("OTEL_SERVICE_NAME", "otlp-test")
@@ -106,42 +45,23 @@ func TestSetupOTLPDelta(t *testing.T) {
 		t.Fatal(err)
 	}
 
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	var saves uint64
 	var temporality otlpmetric.AggregationTemporality
-	for _, req := range c.metrics {
-		for _, rm := range req.ResourceMetrics {
-			for _, sm := range rm.ScopeMetrics {
-				for _, m := range sm.Metrics {
-					if m.Name != nexusotel.MetricOperationDuration {
-						continue
-					}
-					h := m.GetHistogram()
-					temporality = h.AggregationTemporality
-					for _, dp := range h.DataPoints {
-						saves += dp.Count
-					}
-				}
-			}
+	for _, m := range c.Metrics()[nexusotel.MetricOperationDuration] {
+		h := m.GetHistogram()
+		temporality = h.AggregationTemporality
+		for _, dp := range h.DataPoints {
+			saves += dp.Count
 		}
 	}
 	if saves != 4 || temporality != otlpmetric.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
 		t.Errorf("received %d saves, temporality %v; want 4, delta", saves, temporality)
 	}
-	if len(c.headers) == 0 || !slices.Equal(c.headers[0].Get("x-api-key"), []string{"k3y"}) {
-		t.Errorf("headers %v", c.headers)
+	if h := c.Headers(); len(h) == 0 || !slices.Equal(h[0].Get("x-api-key"), []string{"k3y"}) {
+		t.Errorf("headers %v", h)
 	}
-	var spans int
-	for _, req := range c.spans {
-		for _, rs := range req.ResourceSpans {
-			for _, ss := range rs.ScopeSpans {
-				spans += len(ss.Spans)
-			}
-		}
-	}
-	if spans != 8 { // 4 saves and their backend calls
-		t.Errorf("received %d spans, want 8", spans)
+	if spans := c.SpanNames(); len(spans) != 8 { // 4 saves and their backend calls
+		t.Errorf("received %d spans, want 8", len(spans))
 	}
 }
 
@@ -160,8 +80,8 @@ func TestSetupOTLPTransportSecurity(t *testing.T) {
 	}
 	for _, tc := range cases {
 		t.Run(tc.scheme, func(t *testing.T) {
-			c, addr := startCollector(t)
-			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.scheme+addr)
+			c := otlptest.Start(t)
+			t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", tc.scheme+c.Addr)
 			t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "200")
 			ctx := context.Background()
 			rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithOTLP())
@@ -176,9 +96,7 @@ func TestSetupOTLPTransportSecurity(t *testing.T) {
 			defer cancel()
 			serr := shutdown(sctx)
 			otelErrors.take()
-			c.mu.Lock()
-			got := len(c.metrics)
-			c.mu.Unlock()
+			got := len(c.MetricRequests())
 			if tc.plaintext && (got == 0 || serr != nil) {
 				t.Errorf("plaintext: %d exports received, shutdown %v", got, serr)
 			}
