@@ -5,6 +5,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	otlpmetric "go.opentelemetry.io/proto/otlp/metrics/v1"
+
+	"github.com/nexusstore/nexus/internal/otlptest"
 )
 
 // run builds and runs the example in dir and returns its output.
@@ -67,5 +71,71 @@ func TestQuickstart(t *testing.T) {
 			t.Fatalf("output lacks %q (in order):\n%s", want, out)
 		}
 		out = out[i+len(want):]
+	}
+}
+
+// opCounts sums the operation histogram's counts per operation, and returns
+// the temporality it was sent with.
+func opCounts(r *otlptest.Receiver) (map[string]uint64, otlpmetric.AggregationTemporality) {
+	counts := map[string]uint64{}
+	var temporality otlpmetric.AggregationTemporality
+	for _, m := range r.Metrics()["nexus.store.operation.duration"] {
+		h := m.GetHistogram()
+		temporality = h.GetAggregationTemporality()
+		for _, dp := range h.GetDataPoints() {
+			for _, kv := range dp.GetAttributes() {
+				if kv.GetKey() == "nexus.store.operation" {
+					if temporality == otlpmetric.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
+						counts[kv.GetValue().GetStringValue()] = dp.GetCount() // the latest cumulative point
+					} else {
+						counts[kv.GetValue().GetStringValue()] += dp.GetCount()
+					}
+				}
+			}
+		}
+	}
+	return counts, temporality
+}
+
+func resourceAttr(r *otlptest.Receiver, key string) string {
+	for _, req := range r.MetricRequests() {
+		for _, rm := range req.GetResourceMetrics() {
+			for _, kv := range rm.GetResource().GetAttributes() {
+				if kv.GetKey() == key {
+					return kv.GetValue().GetStringValue()
+				}
+			}
+		}
+	}
+	return ""
+}
+
+// The Datadog route: OTLP with delta temporality and unified service tags,
+// received here by an OTLP receiver standing in for the Agent's ingest.
+func TestDatadogRoute(t *testing.T) {
+	r := otlptest.Start(t)
+	run(t, "datadog",
+		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+r.Addr,
+		"OTEL_SERVICE_NAME=checkout",
+		"OTEL_RESOURCE_ATTRIBUTES=deployment.environment=test,service.version=1.4.2")
+	counts, temporality := opCounts(r)
+	if counts["save"] != 3 || counts["get"] != 3 || temporality != otlpmetric.AggregationTemporality_AGGREGATION_TEMPORALITY_DELTA {
+		t.Errorf("received %v with %v, want 3 saves and 3 gets, delta", counts, temporality)
+	}
+	if env, svc := resourceAttr(r, "deployment.environment"), resourceAttr(r, "service.name"); env != "test" || svc != "checkout" {
+		t.Errorf("resource: deployment.environment=%q service.name=%q", env, svc)
+	}
+	if len(r.SpanNames()) != 0 {
+		t.Errorf("spans without a caller's span: %v", r.SpanNames())
+	}
+}
+
+// The Firebase route: OTLP to a Collector (here a receiver), cumulative.
+func TestFirebaseRoute(t *testing.T) {
+	r := otlptest.Start(t)
+	run(t, "firebase", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+r.Addr)
+	counts, temporality := opCounts(r)
+	if counts["save"] != 1 || counts["get"] != 3 || temporality != otlpmetric.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
+		t.Errorf("received %v with %v, want 1 save and 3 gets, cumulative", counts, temporality)
 	}
 }
