@@ -1,0 +1,181 @@
+package collector
+
+import (
+	"bytes"
+	"errors"
+	"net"
+	"os"
+	"os/exec"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+)
+
+const (
+	// readyTimeout bounds the wait for the Collector's listeners.
+	readyTimeout = 30 * time.Second
+	// stopTimeout is the grace period between SIGTERM and SIGKILL.
+	stopTimeout = 15 * time.Second
+	// pollInterval spaces the readiness probes.
+	pollInterval = 50 * time.Millisecond
+)
+
+// noInternalMetrics keeps the Collector from serving its own metrics on
+// localhost:8888, its default: two Collectors (or anything else on 8888)
+// would collide, and the tests read the pipelines' output, not the
+// Collector's self-observation.
+const noInternalMetrics = "--set=service.telemetry.metrics.level=none"
+
+// Process is a running Collector. Its methods are safe for concurrent use.
+type Process struct {
+	t      testing.TB
+	cmd    *exec.Cmd
+	output syncBuffer    // stdout and stderr
+	done   chan struct{} // closed once the process has exited
+	err    error         // from Wait; read after done is closed
+	stop   sync.Once
+}
+
+// Start runs the Collector with the config file config and the environment
+// variables env ("KEY=value", added to the test's environment less its
+// OTEL_* variables, which configure the test's SDK, not the Collector). It
+// returns once every address in ready accepts TCP connections, and fails t
+// if the Collector exits or is not ready within 30s. The Collector is
+// stopped when the test ends; its output is logged if the test failed.
+func Start(t testing.TB, config string, env []string, ready ...string) *Process {
+	t.Helper()
+	p := &Process{
+		t:    t,
+		cmd:  exec.Command(Binary(t), "--config", config, noInternalMetrics),
+		done: make(chan struct{}),
+	}
+	p.cmd.Env = environ(env)
+	p.cmd.Stdout = &p.output
+	p.cmd.Stderr = &p.output
+	if err := p.cmd.Start(); err != nil {
+		t.Fatalf("collector: start: %v", err)
+	}
+	go func() {
+		p.err = p.cmd.Wait()
+		close(p.done)
+	}()
+	t.Cleanup(func() {
+		p.Stop()
+		if t.Failed() {
+			t.Logf("collector output (config %s):\n%s", config, p.output.String())
+		}
+	})
+	p.waitReady(ready)
+	return p
+}
+
+// waitReady polls the addresses until each accepts a connection.
+func (p *Process) waitReady(addrs []string) {
+	p.t.Helper()
+	deadline := time.Now().Add(readyTimeout)
+	for _, addr := range addrs {
+		for {
+			c, err := net.DialTimeout("tcp", addr, pollInterval)
+			if err == nil {
+				c.Close()
+				break
+			}
+			select {
+			case <-p.done:
+				p.t.Fatalf("collector: exited before listening on %s: %v", addr, p.err)
+			case <-time.After(pollInterval):
+			}
+			if time.Now().After(deadline) {
+				p.t.Fatalf("collector: not listening on %s after %v: %v", addr, readyTimeout, err)
+			}
+		}
+	}
+}
+
+// Stop sends SIGTERM, which makes the Collector shut its pipelines down
+// (exporters flush), and waits for it to exit; after 15s it kills it. A
+// Collector that does not exit cleanly fails the test. Stop is idempotent.
+func (p *Process) Stop() {
+	p.t.Helper()
+	p.stop.Do(func() {
+		select {
+		case <-p.done:
+			p.t.Errorf("collector: exited before Stop: %v", p.err)
+			return
+		default:
+		}
+		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
+			p.t.Errorf("collector: SIGTERM: %v", err)
+		}
+		select {
+		case <-p.done:
+			if p.err != nil {
+				p.t.Errorf("collector: exit after SIGTERM: %v", p.err)
+			}
+		case <-time.After(stopTimeout):
+			p.cmd.Process.Kill()
+			<-p.done
+			p.t.Errorf("collector: still running %v after SIGTERM; killed", stopTimeout)
+		}
+	})
+}
+
+// Output returns what the Collector has written to stdout and stderr so far.
+func (p *Process) Output() string { return p.output.String() }
+
+// Validate runs "otelcol validate" on the config file config with the
+// environment variables env (as in Start) and returns its output and its
+// error, nil if the config is valid.
+func Validate(t testing.TB, config string, env []string) (string, error) {
+	t.Helper()
+	cmd := exec.Command(Binary(t), "validate", "--config", config)
+	cmd.Env = environ(env)
+	out, err := cmd.CombinedOutput()
+	return string(out), err
+}
+
+// FreeAddr returns a loopback address ("127.0.0.1:port") with a port that
+// was free a moment ago: the kernel picks it, the listener is closed, and
+// the Collector binds it next.
+func FreeAddr(t testing.TB) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatalf("collector: free port: %v", err)
+	}
+	defer l.Close()
+	return l.Addr().String()
+}
+
+// environ is the test's environment without its OTEL_* variables, plus env
+// (later entries win).
+func environ(env []string) []string {
+	var out []string
+	for _, kv := range os.Environ() {
+		if !strings.HasPrefix(kv, "OTEL_") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, env...)
+}
+
+// syncBuffer is a bytes.Buffer that the process's output copier writes
+// while the test reads.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
