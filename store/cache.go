@@ -106,7 +106,9 @@ func (c *cache[T, ID]) get(id ID) (l lookup[T]) {
 
 func (c *cache[T, ID]) read(e *entry[T, ID], l *lookup[T]) {
 	l.value, l.deleted, l.state = e.value, e.deleted, stateFresh
-	if c.ttl > 0 && e.pending == nil && time.Since(e.stored) > c.ttl {
+	// Unsynced and cache-only entries have no backend copy to refresh from:
+	// they never go stale.
+	if c.ttl > 0 && e.pending == nil && !e.localOnly && time.Since(e.stored) > c.ttl {
 		l.state = stateStale
 		l.firstExpiry = e.expired.CompareAndSwap(false, true)
 	}

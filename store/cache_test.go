@@ -423,3 +423,26 @@ func TestCloseCancelsBackgroundRefresh(t *testing.T) {
 		}
 	})
 }
+
+// A cache-only entry has no backend copy: it never goes stale, but
+// invalidation drops it.
+func TestCacheOnlyEntriesDoNotExpire(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := newFixture(t, store.Config[User, string]{CacheTTL: time.Minute})
+		if _, err := f.s.Save(bg, User{ID: "local", Name: "x"}, store.WithWritePolicy(store.WriteCacheOnly)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(time.Hour)
+		if u, err := f.s.Get(bg, "local"); err != nil || u.Name != "x" {
+			t.Errorf("cache-first read of a cache-only entry after the TTL = %+v, %v", u, err)
+		}
+		if f.gets() != 0 {
+			t.Error("the backend was asked for a cache-only entry")
+		}
+		f.s.Invalidate("local")
+		if _, err := f.s.Get(bg, "local"); !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("after Invalidate: %v", err)
+		}
+		_ = f.s.Close(bg)
+	})
+}

@@ -58,6 +58,8 @@ const (
 	// (write-behind, offline-first).
 	WriteCacheFirst
 	// WriteCacheOnly writes the cache only; the backend never sees the change.
+	// Such an entry never goes stale (there is nothing to refresh it from),
+	// but eviction and invalidation drop it.
 	WriteCacheOnly
 
 	numWritePolicies
