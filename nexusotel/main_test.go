@@ -8,7 +8,6 @@ import (
 	"testing"
 
 	"go.opentelemetry.io/otel"
-	"go.opentelemetry.io/otel/attribute"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
@@ -129,26 +128,6 @@ func collect(t testing.TB, r sdkmetric.Reader) map[string]metricdata.Metrics {
 		for _, m := range sm.Metrics {
 			out[m.Name] = m
 		}
-	}
-	return out
-}
-
-// histCounts returns the count of each data point of a histogram, keyed
-// by its attributes, and fails on anything but an explicit histogram.
-func histCounts(t testing.TB, m metricdata.Metrics) map[string]uint64 {
-	t.Helper()
-	out := make(map[string]uint64)
-	switch h := m.Data.(type) {
-	case metricdata.Histogram[float64]:
-		for _, dp := range h.DataPoints {
-			out[dp.Attributes.Encoded(attribute.DefaultEncoder())] += dp.Count
-		}
-	case metricdata.ExponentialHistogram[float64]:
-		for _, dp := range h.DataPoints {
-			out[dp.Attributes.Encoded(attribute.DefaultEncoder())] += dp.Count
-		}
-	default:
-		t.Fatalf("%s: %T, want a histogram", m.Name, m.Data)
 	}
 	return out
 }

@@ -68,7 +68,7 @@ func hasAttrs(t *testing.T, s sdktrace.ReadOnlySpan, want ...attribute.KeyValue)
 	got := attribute.NewSet(s.Attributes()...)
 	for _, kv := range want {
 		if v, ok := got.Value(kv.Key); !ok || v != kv.Value {
-			t.Errorf("span %q: %s = %v (present %v), want %v", s.Name(), kv.Key, v.Emit(), ok, kv.Value.Emit())
+			t.Errorf("span %q: %s = %v (present %v), want %v", s.Name(), kv.Key, v.String(), ok, kv.Value.String())
 		}
 	}
 }

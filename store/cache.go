@@ -114,17 +114,6 @@ func (c *cache[T, ID]) read(e *entry[T, ID], l *lookup[T]) {
 	}
 }
 
-// peek reads an entry without touching recency or expiry: the store's own
-// lookups, which report nothing.
-func (c *cache[T, ID]) peek(id ID) (snap snapshot[T, ID]) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	if e := c.m[id]; e != nil {
-		snap.take(e)
-	}
-	return snap
-}
-
 // snapshot is an entry's state, to roll a write back to.
 type snapshot[T any, ID comparable] struct {
 	present      bool
@@ -412,12 +401,6 @@ func (c *cache[T, ID]) invalidate(pick func(yield func(*entry[T, ID]) bool)) []i
 		return true
 	})
 	return out
-}
-
-func (c *cache[T, ID]) len() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
-	return len(c.m)
 }
 
 // staleIDs lists entries past their TTL that have no pending change.

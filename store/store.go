@@ -38,7 +38,6 @@ type Store[T any, ID comparable] struct {
 	bg       context.Context
 	cancelBg context.CancelFunc
 	bgDone   sync.WaitGroup
-	closeErr error
 	closeMu  sync.Mutex
 
 	syncMu  sync.Mutex // one Sync run at a time
