@@ -1,8 +1,14 @@
 #!/usr/bin/env bash
-# build-tools.sh builds the tools the end-to-end tests run, unless they are
-# already cached, and prints the Collector binary's path on stdout (build
-# logs go to stderr). The tests run it themselves on demand (collector.Binary);
-# run it by hand to build ahead of time.
+# build-tools.sh builds or installs the tools the end-to-end tests run,
+# unless they are already there:
+#
+#   build-tools.sh             both; prints the Collector binary's path
+#   build-tools.sh collector   the Collector; prints its path
+#   build-tools.sh prometheus  Prometheus (and promtool); prints its path
+#
+# Paths go to stdout, progress and logs to stderr. The tests run it
+# themselves on demand (collector.Binary, collector.PrometheusBinary); run it
+# by hand to prepare a machine ahead of time.
 #
 # The Collector is built by the Collector builder from collector/builder.yaml
 # into ${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}/otelcol-<first 12 hex
@@ -11,41 +17,121 @@
 # script) and the finished directory is renamed into place in one step, so a
 # reader never sees a half-built binary. The first build takes 2 to 4
 # minutes on 2 cores.
+#
+# Prometheus is the one on PATH; if there is none, Debian's prometheus
+# package is installed (apt-get, as root; a few seconds), under a lock file
+# too. Its service is not started: the tests start their own Prometheus on
+# loopback. Not root, or no apt-get: the script fails and says what to
+# install; the tests then fail too (a missing real component is never a
+# reason to skip).
 set -euo pipefail
 
 builder=go.opentelemetry.io/collector/cmd/builder@v0.161.0
 
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-manifest="$here/collector/builder.yaml"
 tools="${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}"
-hash="$(sha256sum "$manifest" | cut -c1-12)"
-dir="$tools/otelcol-$hash"
-bin="$dir/otelcol"
 
-if [[ -x $bin ]]; then
+# build_collector builds the Collector unless cached and prints its path.
+build_collector() {
+	local manifest="$here/collector/builder.yaml"
+	local hash dir bin start
+	hash="$(sha256sum "$manifest" | cut -c1-12)"
+	dir="$tools/otelcol-$hash"
+	bin="$dir/otelcol"
+
+	if [[ -x $bin ]]; then
+		echo "$bin"
+		return 0
+	fi
+
+	mkdir -p "$tools"
+	exec 9>"$dir.lock"
+	flock 9
+	if [[ -x $bin ]]; then # built by another process while this one waited
+		exec 9>&-
+		echo "$bin"
+		return 0
+	fi
+
+	work="$(mktemp -d "$tools/.otelcol-$hash.XXXXXX")"
+	trap 'rm -rf "$work"' EXIT
+	echo "build-tools.sh: building the Collector from $manifest (2 to 4 minutes on 2 cores)" >&2
+	start=$SECONDS
+	# --output-path is deprecated in favour of dist.output_path, which would tie
+	# the manifest (and so its hash) to one machine's cache directory.
+	go run "$builder" --config "$manifest" --output-path "$work/src" >&2
+	mkdir "$work/out"
+	mv "$work/src/otelcol" "$work/out/otelcol"
+	cp "$manifest" "$work/out/builder.yaml"
+	rm -rf "$dir" # a leftover without a binary; the lock is held
+	mv -T "$work/out" "$dir"
+	rm -rf "$work"
+	trap - EXIT
+	exec 9>&-
+	echo "build-tools.sh: built $bin in $((SECONDS - start))s" >&2
 	echo "$bin"
-	exit 0
-fi
+}
 
-mkdir -p "$tools"
-exec 9>"$dir.lock"
-flock 9
-if [[ -x $bin ]]; then # built by another process while this one waited
-	echo "$bin"
-	exit 0
-fi
+# install_prometheus installs Debian's prometheus package unless prometheus and
+# promtool are on PATH, and prints the path of prometheus.
+install_prometheus() {
+	if command -v prometheus >/dev/null && command -v promtool >/dev/null; then
+		command -v prometheus
+		return 0
+	fi
+	if [[ $(id -u) != 0 ]] || ! command -v apt-get >/dev/null; then
+		echo "build-tools.sh: prometheus and promtool are not on PATH, and Debian's package can only be installed as root with apt-get:" >&2
+		echo "build-tools.sh: run 'apt-get install --no-install-recommends prometheus' as root, or put prometheus and promtool (2.x or 3.x) on PATH" >&2
+		return 1
+	fi
+	local start policy=/usr/sbin/policy-rc.d added_policy=
+	mkdir -p "$tools"
+	exec 8>"$tools/prometheus.lock"
+	flock 8
+	if ! command -v prometheus >/dev/null || ! command -v promtool >/dev/null; then
+		echo "build-tools.sh: installing Debian's prometheus package" >&2
+		start=$SECONDS
+		# Keep the package's service from starting (on a machine with an init
+		# system it would listen on :9090): policy-rc.d's 101 refuses it.
+		if [[ ! -e $policy ]]; then
+			printf '#!/bin/sh\nexit 101\n' >"$policy"
+			chmod 755 "$policy"
+			added_policy=1
+		fi
+		local ok=
+		if DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2; then
+			ok=1
+		else # an empty or stale package list: refresh it once
+			echo "build-tools.sh: apt-get install failed; running apt-get update and trying again" >&2
+			if apt-get update >&2 && DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends prometheus >&2; then
+				ok=1
+			fi
+		fi
+		[[ -n $added_policy ]] && rm -f "$policy"
+		if [[ -z $ok ]]; then
+			exec 8>&-
+			echo "build-tools.sh: could not install Debian's prometheus package (apt-get's output is above)" >&2
+			return 1
+		fi
+		echo "build-tools.sh: installed prometheus in $((SECONDS - start))s" >&2
+	fi
+	exec 8>&-
+	if ! command -v promtool >/dev/null; then
+		echo "build-tools.sh: the prometheus package installed no promtool" >&2
+		return 1
+	fi
+	command -v prometheus
+}
 
-work="$(mktemp -d "$tools/.otelcol-$hash.XXXXXX")"
-trap 'rm -rf "$work"' EXIT
-echo "build-tools.sh: building the Collector from $manifest (2 to 4 minutes on 2 cores)" >&2
-start=$SECONDS
-# --output-path is deprecated in favour of dist.output_path, which would tie
-# the manifest (and so its hash) to one machine's cache directory.
-go run "$builder" --config "$manifest" --output-path "$work/src" >&2
-mkdir "$work/out"
-mv "$work/src/otelcol" "$work/out/otelcol"
-cp "$manifest" "$work/out/builder.yaml"
-rm -rf "$dir" # a leftover without a binary; the lock is held
-mv -T "$work/out" "$dir"
-echo "build-tools.sh: built $bin in $((SECONDS - start))s" >&2
-echo "$bin"
+case "${1:-all}" in
+collector) build_collector ;;
+prometheus) install_prometheus ;;
+all)
+	install_prometheus >/dev/null
+	build_collector
+	;;
+*)
+	echo "usage: build-tools.sh [collector|prometheus]" >&2
+	exit 2
+	;;
+esac

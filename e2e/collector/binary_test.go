@@ -23,7 +23,7 @@ func TestBuildToolsCachePath(t *testing.T) {
 	if err := os.WriteFile(want, []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command("bash", "../build-tools.sh").Output()
+	out, err := exec.Command("bash", "../build-tools.sh", "collector").Output()
 	if err != nil {
 		t.Fatalf("build-tools.sh: %v", err)
 	}

@@ -1,5 +1,6 @@
 // Package collector builds, caches and runs the real OpenTelemetry Collector
-// that the nexus end-to-end tests send telemetry to.
+// that the nexus end-to-end tests send telemetry to, and the real Prometheus
+// that scrapes it.
 //
 // Binary returns the Collector built from builder.yaml (beside this file) by
 // the Collector builder, cached outside the repository in
@@ -15,7 +16,16 @@
 // until its listeners accept connections, and stops it at the end of the
 // test (SIGTERM, then SIGKILL after a grace period), logging its output if
 // the test failed. FreeAddr picks loopback addresses for its listeners.
+// StartProcess does the same for another program.
+//
+// PrometheusBinary and Promtool return the prometheus and promtool on PATH,
+// installing Debian's prometheus package first (../build-tools.sh
+// prometheus, as root) if they are missing; that failing fails the test
+// too. StartPrometheus runs Prometheus with a config file, its TSDB in a
+// temporary directory and its HTTP API on a loopback address, until the end
+// of the test.
 //
 // Everything here is for tests: the helpers take a testing.TB and fail it.
-// Binary is safe for concurrent use; a Process is meant for one test.
+// Binary and PrometheusBinary are safe for concurrent use; a Process is
+// meant for one test.
 package collector

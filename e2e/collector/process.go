@@ -28,9 +28,11 @@ const (
 // Collector's self-observation.
 const noInternalMetrics = "--set=service.telemetry.metrics.level=none"
 
-// Process is a running Collector. Its methods are safe for concurrent use.
+// Process is a running Collector, or another program started by
+// StartProcess. Its methods are safe for concurrent use.
 type Process struct {
 	t      testing.TB
+	name   string // prefixes messages: "collector", "prometheus"
 	cmd    *exec.Cmd
 	output syncBuffer    // stdout and stderr
 	done   chan struct{} // closed once the process has exited
@@ -46,16 +48,29 @@ type Process struct {
 // stopped when the test ends; its output is logged if the test failed.
 func Start(t testing.TB, config string, env []string, ready ...string) *Process {
 	t.Helper()
+	return StartProcess(t, "collector", Binary(t), []string{"--config", config, noInternalMetrics}, env, ready...)
+}
+
+// StartProcess runs the program at path with args as Start runs the
+// Collector: env is added to the test's environment less its OTEL_*
+// variables; it returns once every address in ready accepts TCP
+// connections (30s at most); the program is stopped when the test ends
+// (SIGTERM, then SIGKILL after 15s; an exit status other than 0 fails the
+// test) and its output is logged if the test failed. name prefixes its
+// messages.
+func StartProcess(t testing.TB, name, path string, args, env []string, ready ...string) *Process {
+	t.Helper()
 	p := &Process{
 		t:    t,
-		cmd:  exec.Command(Binary(t), "--config", config, noInternalMetrics),
+		name: name,
+		cmd:  exec.Command(path, args...),
 		done: make(chan struct{}),
 	}
 	p.cmd.Env = environ(env)
 	p.cmd.Stdout = &p.output
 	p.cmd.Stderr = &p.output
 	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("collector: start: %v", err)
+		t.Fatalf("%s: start: %v", name, err)
 	}
 	go func() {
 		p.err = p.cmd.Wait()
@@ -64,7 +79,7 @@ func Start(t testing.TB, config string, env []string, ready ...string) *Process 
 	t.Cleanup(func() {
 		p.Stop()
 		if t.Failed() {
-			t.Logf("collector output (config %s):\n%s", config, p.output.String())
+			t.Logf("%s output (%s %s):\n%s", name, path, strings.Join(args, " "), p.output.String())
 		}
 	})
 	p.waitReady(ready)
@@ -84,11 +99,11 @@ func (p *Process) waitReady(addrs []string) {
 			}
 			select {
 			case <-p.done:
-				p.t.Fatalf("collector: exited before listening on %s: %v", addr, p.err)
+				p.t.Fatalf("%s: exited before listening on %s: %v", p.name, addr, p.err)
 			case <-time.After(pollInterval):
 			}
 			if time.Now().After(deadline) {
-				p.t.Fatalf("collector: not listening on %s after %v: %v", addr, readyTimeout, err)
+				p.t.Fatalf("%s: not listening on %s after %v: %v", p.name, addr, readyTimeout, err)
 			}
 		}
 	}
@@ -96,33 +111,33 @@ func (p *Process) waitReady(addrs []string) {
 
 // Stop sends SIGTERM, which makes the Collector shut its pipelines down
 // (exporters flush), and waits for it to exit; after 15s it kills it. A
-// Collector that does not exit cleanly fails the test. Stop is idempotent.
+// process that does not exit cleanly fails the test. Stop is idempotent.
 func (p *Process) Stop() {
 	p.t.Helper()
 	p.stop.Do(func() {
 		select {
 		case <-p.done:
-			p.t.Errorf("collector: exited before Stop: %v", p.err)
+			p.t.Errorf("%s: exited before Stop: %v", p.name, p.err)
 			return
 		default:
 		}
 		if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil && !errors.Is(err, os.ErrProcessDone) {
-			p.t.Errorf("collector: SIGTERM: %v", err)
+			p.t.Errorf("%s: SIGTERM: %v", p.name, err)
 		}
 		select {
 		case <-p.done:
 			if p.err != nil {
-				p.t.Errorf("collector: exit after SIGTERM: %v", p.err)
+				p.t.Errorf("%s: exit after SIGTERM: %v", p.name, p.err)
 			}
 		case <-time.After(stopTimeout):
 			p.cmd.Process.Kill()
 			<-p.done
-			p.t.Errorf("collector: still running %v after SIGTERM; killed", stopTimeout)
+			p.t.Errorf("%s: still running %v after SIGTERM; killed", p.name, stopTimeout)
 		}
 	})
 }
 
-// Output returns what the Collector has written to stdout and stderr so far.
+// Output returns what the process has written to stdout and stderr so far.
 func (p *Process) Output() string { return p.output.String() }
 
 // Validate runs "otelcol validate" on the config file config with the
@@ -138,7 +153,7 @@ func Validate(t testing.TB, config string, env []string) (string, error) {
 
 // FreeAddr returns a loopback address ("127.0.0.1:port") with a port that
 // was free a moment ago: the kernel picks it, the listener is closed, and
-// the Collector binds it next.
+// the Collector (or Prometheus) binds it next.
 func FreeAddr(t testing.TB) string {
 	t.Helper()
 	l, err := net.Listen("tcp", "127.0.0.1:0")
