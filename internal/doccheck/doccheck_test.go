@@ -148,7 +148,10 @@ func foundAnywhere(want []string, srcs map[string][]string) bool {
 	return false
 }
 
-var pathToken = regexp.MustCompile(`(?:^|\s)(\./[A-Za-z0-9_./-]+)`)
+var (
+	pathToken = regexp.MustCompile(`(?:^|\s)(\./[A-Za-z0-9_./-]+)`)
+	goChdir   = regexp.MustCompile(`\bgo -C ([A-Za-z0-9_./-]+)`)
+)
 
 func TestDocBlocks(t *testing.T) {
 	top := root(t)
@@ -169,8 +172,12 @@ func TestDocBlocks(t *testing.T) {
 				}
 			case "sh":
 				for _, l := range want {
+					dir := top
+					if m := goChdir.FindStringSubmatch(l); m != nil { // go -C dir ...
+						dir = filepath.Join(top, m[1])
+					}
 					for _, m := range pathToken.FindAllStringSubmatch(l, -1) {
-						if _, err := os.Stat(filepath.Join(top, m[1])); err != nil {
+						if _, err := os.Stat(filepath.Join(dir, m[1])); err != nil {
 							t.Errorf("%s:%d: %s names %s, which does not exist", rel, b.line, l, m[1])
 						}
 					}
