@@ -17,6 +17,7 @@ import (
 	commonpb "go.opentelemetry.io/proto/otlp/common/v1"
 	metricpb "go.opentelemetry.io/proto/otlp/metrics/v1"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 
 	"github.com/nexusstore/nexus/e2e/collector"
 	"github.com/nexusstore/nexus/nexusotel"
@@ -167,15 +168,23 @@ func parseAttrKey(key string) map[string]string {
 	return attrs
 }
 
-// readOTLPJSON reads the file exporter's output: one
-// ExportMetricsServiceRequest in OTLP JSON per line.
+// readOTLPJSON reads the file exporter's metric requests.
 func readOTLPJSON(t *testing.T, path string) []*colmetricpb.ExportMetricsServiceRequest {
+	t.Helper()
+	return readOTLPFile(t, path, func() *colmetricpb.ExportMetricsServiceRequest {
+		return new(colmetricpb.ExportMetricsServiceRequest)
+	})
+}
+
+// readOTLPFile reads the file exporter's output: one OTLP JSON request per
+// line, each decoded into a message from newMsg. It fails on an empty file.
+func readOTLPFile[M proto.Message](t *testing.T, path string, newMsg func() M) []M {
 	t.Helper()
 	data, err := os.ReadFile(path)
 	if err != nil {
 		t.Fatalf("file exporter output: %v", err)
 	}
-	var requests []*colmetricpb.ExportMetricsServiceRequest
+	var out []M
 	dec := json.NewDecoder(bytes.NewReader(data))
 	for {
 		var raw json.RawMessage
@@ -184,14 +193,14 @@ func readOTLPJSON(t *testing.T, path string) []*colmetricpb.ExportMetricsService
 		} else if err != nil {
 			t.Fatalf("file exporter output: %v", err)
 		}
-		req := new(colmetricpb.ExportMetricsServiceRequest)
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, req); err != nil {
-			t.Fatalf("file exporter output: request %d: %v", len(requests)+1, err)
+		msg := newMsg()
+		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, msg); err != nil {
+			t.Fatalf("file exporter output: request %d: %v", len(out)+1, err)
 		}
-		requests = append(requests, req)
+		out = append(out, msg)
 	}
-	if len(requests) == 0 {
+	if len(out) == 0 {
 		t.Fatalf("file exporter output: empty")
 	}
-	return requests
+	return out
 }

@@ -4,10 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/hex"
-	"encoding/json"
-	"errors"
 	"fmt"
-	"io"
 	"maps"
 	"os"
 	"os/exec"
@@ -21,7 +18,6 @@ import (
 	dto "github.com/prometheus/client_model/go"
 	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-	"google.golang.org/protobuf/encoding/protojson"
 
 	"github.com/nexusstore/nexus/e2e/collector"
 )
@@ -175,23 +171,10 @@ func environWithoutOTel() []string {
 // the nexus-demo service, checking its resource.
 func readTraceSpans(t *testing.T, path string) []*tracepb.Span {
 	t.Helper()
-	data, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("file exporter output: %v", err)
-	}
 	var spans []*tracepb.Span
-	dec := json.NewDecoder(bytes.NewReader(data))
-	for {
-		var raw json.RawMessage
-		if err := dec.Decode(&raw); errors.Is(err, io.EOF) {
-			break
-		} else if err != nil {
-			t.Fatalf("file exporter output: %v", err)
-		}
-		req := new(coltracepb.ExportTraceServiceRequest)
-		if err := (protojson.UnmarshalOptions{DiscardUnknown: true}).Unmarshal(raw, req); err != nil {
-			t.Fatalf("file exporter output: %v", err)
-		}
+	for _, req := range readOTLPFile(t, path, func() *coltracepb.ExportTraceServiceRequest {
+		return new(coltracepb.ExportTraceServiceRequest)
+	}) {
 		for _, rs := range req.GetResourceSpans() {
 			res := make(map[string]string)
 			for _, kv := range rs.GetResource().GetAttributes() {
