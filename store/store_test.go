@@ -189,3 +189,24 @@ func TestSaveAllPartialFailure(t *testing.T) {
 		}
 	}
 }
+
+// A batch that names an ID twice and fails rolls the cache back to the
+// state before the batch.
+func TestSaveAllDuplicateIDsRollBack(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t, store.Config[User, string]{})
+	f.seed(User{ID: "a", Name: "orig"})
+	if _, err := f.s.Get(ctx, "a"); err != nil {
+		t.Fatal(err)
+	}
+	f.b.SetUnavailable(true)
+	if _, err := f.s.SaveAll(ctx, []User{{ID: "a", Name: "one"}, {ID: "a", Name: "two"}}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("SaveAll: %v", err)
+	}
+	if _, err := f.s.DeleteAll(ctx, []string{"a", "a"}); !errors.Is(err, store.ErrUnavailable) {
+		t.Fatalf("DeleteAll: %v", err)
+	}
+	if u, ok := f.cached("a"); !ok || u.Name != "orig" {
+		t.Errorf("cache holds %+v (%v), want the value before the batch", u, ok)
+	}
+}

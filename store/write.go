@@ -197,11 +197,26 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	snaps := make([]snapshot[T, ID], len(chs))
 	seqs := make([]uint64, len(chs))
 	if optimistic {
+		// An ID twice in a batch rolls back to its state before the batch,
+		// not to the batch's own first write.
+		var first map[ID]int
+		if len(chs) > 1 {
+			first = make(map[ID]int, len(chs))
+		}
 		c.mu.Lock()
 		for i, ch := range chs {
 			e := c.m[ch.id]
+			if j, dup := first[ch.id]; dup {
+				snaps[i] = snaps[j]
+			} else {
+				if first != nil {
+					first[ch.id] = i
+				}
+				if e != nil {
+					snaps[i].take(e)
+				}
+			}
 			if e != nil {
-				snaps[i].take(e)
 				c.unqueue(e)
 			}
 			if ch.deleted {
