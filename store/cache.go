@@ -299,7 +299,13 @@ func (c *cache[T, ID]) restore(id ID, snap snapshot[T, ID], seq uint64, ev *[]id
 func (c *cache[T, ID]) listState() (complete, fresh bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
-	return c.complete, c.complete && (c.ttl == 0 || time.Since(c.completeAt) <= c.ttl)
+	return c.complete, c.listFresh()
+}
+
+// listFresh reports whether the complete listing is within its TTL.
+// Callers hold c.mu.
+func (c *cache[T, ID]) listFresh() bool {
+	return c.complete && (c.ttl == 0 || time.Since(c.completeAt) <= c.ttl)
 }
 
 // listing returns the cached items that match q, in listing order, and
@@ -308,7 +314,7 @@ func (c *cache[T, ID]) listing(q Query[T]) (items []T, complete, fresh bool) {
 	c.mu.RLock()
 	defer c.mu.RUnlock()
 	complete = c.complete
-	fresh = complete && (c.ttl == 0 || time.Since(c.completeAt) <= c.ttl)
+	fresh = c.listFresh()
 	es := make([]*entry[T, ID], 0, len(c.m))
 	for _, e := range c.m {
 		if !e.deleted && q.Match(e.value) {

@@ -87,6 +87,12 @@ func TestMetricsReads(t *testing.T) {
 			}
 			return nil
 		}, []string{"cache:miss", "cache:write", "cache:write", "cache:write", "watch_all[cache_first] miss ok n=3"}},
+		{"a bad option is a failed operation, without a policy", get("a", store.WithFetchPolicy(42)),
+			[]string{"error:get", "get failed n=0"}},
+		{"a bad filter too", func(f *fixture) error {
+			_, err := f.s.GetAll(bg, store.WithFilter(func(int) bool { return true }))
+			return err
+		}, []string{"error:get_all", "get_all failed n=0"}},
 	})
 }
 
@@ -128,6 +134,8 @@ func TestMetricsWrites(t *testing.T) {
 				return err
 			})
 		}, []string{"cache:hit", "cache:write", "cache:eviction", "transaction[cache_and_network] ok n=1"}},
+		{"a bad option is a failed operation, without a policy", save(User{ID: "a"}, store.WithWritePolicy(42)),
+			[]string{"error:save", "save failed n=0"}},
 		{"failed transaction", func(f *fixture) error {
 			return f.s.Transaction(bg, func(*store.Tx[User, string]) error { return errors.New("no") })
 		}, []string{"error:transaction", "transaction[cache_and_network] failed n=0"}},

@@ -6,6 +6,17 @@ import (
 	"fmt"
 )
 
+// rejected reports an operation refused for its arguments (one failed
+// OperationMetric, with no policy: a bad one is not a bounded attribute)
+// and returns err.
+func (s *Store[T, ID]) rejected(ctx context.Context, kind OperationType, err error) error {
+	if s.tel.on {
+		o := s.tel.begin(ctx, kind, PolicyNone, false)
+		o.end(err, CacheResultNone, 0, nil)
+	}
+	return err
+}
+
 func notFound[ID comparable](id ID) error { return fmt.Errorf("%w: id %v", ErrNotFound, id) }
 
 func isNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
@@ -42,7 +53,7 @@ func (s *Store[T, ID]) Get(ctx context.Context, id ID, opts ...ReadOption) (T, e
 		ro, err := s.readOptions(opts)
 		if err != nil {
 			var zero T
-			return zero, err
+			return zero, s.rejected(ctx, OpGet, err)
 		}
 		policy = ro.policy
 	}
@@ -203,12 +214,12 @@ func (s *Store[T, ID]) backendGet(ctx context.Context, id ID) (Versioned[T], boo
 // whichever source answered. Items come in the backend's order.
 func (s *Store[T, ID]) GetAll(ctx context.Context, opts ...ReadOption) ([]T, error) {
 	ro, err := s.readOptions(opts)
-	if err != nil {
-		return nil, err
+	var q Query[T]
+	if err == nil {
+		q, err = query[T](&ro)
 	}
-	q, err := query[T](&ro)
 	if err != nil {
-		return nil, err
+		return nil, s.rejected(ctx, OpGetAll, err)
 	}
 	if !s.tel.on {
 		if s.closed.Load() {

@@ -19,7 +19,6 @@ type Store[T any, ID comparable] struct {
 	backend Backend[T, ID]
 	vb      VersionedBackend[T, ID] // nil unless backend has versions
 	txb     TxBackend[T, ID]        // nil unless backend has transactions
-	name    string
 
 	cache   *cache[T, ID]
 	flight  flightGroup[ID, Versioned[T]]
@@ -66,7 +65,6 @@ func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Stor
 	s := &Store[T, ID]{
 		cfg:     cfg,
 		backend: backend,
-		name:    cfg.Name,
 		cache:   newCache[T, ID](cfg.CacheTTL, cfg.MaxCacheSize),
 		seed:    maphash.MakeSeed(),
 		closing: make(chan struct{}),
@@ -84,7 +82,7 @@ func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Stor
 }
 
 // Name returns the store's name, as reported in metrics.
-func (s *Store[T, ID]) Name() string { return s.name }
+func (s *Store[T, ID]) Name() string { return s.cfg.Name }
 
 // Stats returns the aggregated telemetry of the reporter, if it implements
 // StatsProvider (nexusotel.Reporter does; so does reporters.NewStats), and

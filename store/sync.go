@@ -185,7 +185,8 @@ func (s *Store[T, ID]) CancelPending(ctx context.Context, id ID) error {
 	return nil
 }
 
-// syncRun is one Sync run: one started event, a push per pending change
+// syncRun is one Sync run, under ctx (the operation's, when o is
+// instrumented): one started event, a push per pending change
 // (with retries and conflict resolution), a refresh of stale entries, and
 // one completed or failed event. It returns how many changes it pushed.
 // only, if set, restricts the run to those IDs.
@@ -198,7 +199,7 @@ func (s *Store[T, ID]) syncRun(ctx context.Context, o *op, only []ID) (int, erro
 	var start time.Time
 	if s.tel.on {
 		start = s.tel.now()
-		s.tel.reportSync(ctxOf(o, ctx), SyncMetric{Event: SyncStarted, Timestamp: start})
+		s.tel.reportSync(ctx, SyncMetric{Event: SyncStarted, Timestamp: start})
 	}
 	ids := only
 	if ids == nil {
@@ -233,16 +234,9 @@ func (s *Store[T, ID]) syncRun(ctx context.Context, o *op, only []ID) (int, erro
 		if err != nil {
 			ev = SyncFailed
 		}
-		s.tel.reportSync(ctxOf(o, ctx), SyncMetric{Event: ev, Duration: now.Sub(start), ItemsSynced: pushed, Err: err, Timestamp: now})
+		s.tel.reportSync(ctx, SyncMetric{Event: ev, Duration: now.Sub(start), ItemsSynced: pushed, Err: err, Timestamp: now})
 	}
 	return pushed, err
-}
-
-func ctxOf(o *op, ctx context.Context) context.Context {
-	if o != nil {
-		return o.ctx
-	}
-	return ctx
 }
 
 // refreshStale re-reads cached entries past their TTL; failures are
@@ -278,8 +272,8 @@ func (s *Store[T, ID]) push(ctx context.Context, o *op, id ID) (bool, error) {
 		}
 		if s.tel.on {
 			now := s.tel.now()
-			s.tel.reportError(ctxOf(o, ctx), s.tel.errorMetric(err, OpSync, true, s.boxID(id), now))
-			s.tel.reportSync(ctxOf(o, ctx), SyncMetric{Event: SyncRetried, Duration: now.Sub(start), Err: err, ItemID: s.boxID(id), Timestamp: now})
+			s.tel.reportError(ctx, s.tel.errorMetric(err, OpSync, true, s.boxID(id), now))
+			s.tel.reportSync(ctx, SyncMetric{Event: SyncRetried, Duration: now.Sub(start), Err: err, ItemID: s.boxID(id), Timestamp: now})
 		}
 		t := time.NewTimer(backoff(r, attempt))
 		select {
@@ -491,7 +485,7 @@ func (s *Store[T, ID]) callResolver(cf Conflict[T, ID]) (res Resolution[T], err 
 
 func (s *Store[T, ID]) conflictResolved(ctx context.Context, o *op, id ID) {
 	if s.tel.on {
-		s.tel.reportSync(ctxOf(o, ctx), SyncMetric{Event: SyncConflictResolved, ItemID: s.boxID(id), Timestamp: s.tel.now()})
+		s.tel.reportSync(ctx, SyncMetric{Event: SyncConflictResolved, ItemID: s.boxID(id), Timestamp: s.tel.now()})
 	}
 }
 

@@ -417,9 +417,21 @@ func TestBackgroundSync(t *testing.T) {
 		if len(ops) == 0 || ops[len(ops)-1].Operation != store.OpSync {
 			t.Errorf("background sync not reported as an operation: %+v", ops)
 		}
-		spans := f.rec.Spans()
-		if !spans[len(spans)-2].Background && !spans[len(spans)-1].Background {
-			t.Errorf("background sync span not marked background: %+v", spans[len(spans)-2:])
+		// The interval's run is a background operation; its push runs under it.
+		var syncSpan = -1
+		for i, sp := range f.rec.Spans() {
+			switch {
+			case !sp.Backend && sp.Operation == store.OpSync:
+				syncSpan = i
+				if !sp.Background {
+					t.Errorf("interval sync span not marked background: %+v", sp)
+				}
+			case sp.Backend && sp.Operation == store.OpSave && sp.Parent != syncSpan:
+				t.Errorf("push span %+v not under the sync span %d", sp, syncSpan)
+			}
+		}
+		if syncSpan < 0 {
+			t.Error("no span for the interval sync")
 		}
 		// Close stops the loop (goleak checks no goroutine is left).
 		if err := f.s.Close(bg); err != nil {

@@ -138,7 +138,7 @@ func (s *Store[T, ID]) Watch(ctx context.Context, id ID, opts ...ReadOption) ite
 	return func(yield func(Change[T], error) bool) {
 		ro, err := s.readOptions(opts)
 		if err != nil {
-			yield(Change[T]{}, err)
+			yield(Change[T]{}, s.rejected(ctx, OpWatch, err))
 			return
 		}
 		o, octx := s.tel.start(ctx, OpWatch, ro.policy.Policy(), false)
@@ -196,7 +196,7 @@ func (s *Store[T, ID]) WatchAll(ctx context.Context, opts ...ReadOption) iter.Se
 			q, err = query[T](&ro)
 		}
 		if err != nil {
-			yield(nil, err)
+			yield(nil, s.rejected(ctx, OpWatchAll, err))
 			return
 		}
 		o, octx := s.tel.start(ctx, OpWatchAll, ro.policy.Policy(), false)

@@ -31,25 +31,7 @@ type change[T any, ID comparable] struct {
 // WithWritePolicy) and returns it as stored (the backend may have changed
 // it; write-behind and cache-only saves return item).
 func (s *Store[T, ID]) Save(ctx context.Context, item T, opts ...WriteOption) (T, error) {
-	wo, err := s.writeOptions(opts)
-	if err != nil {
-		return item, err
-	}
-	id := s.cfg.IDOf(item)
-	o, ctx := s.tel.start(ctx, OpSave, wo.policy.Policy(), false)
-	ch := []change[T, ID]{{id: id, value: item}}
-	var out []Versioned[T]
-	if !s.gate.enter() {
-		err = ErrClosed
-	} else {
-		out, _, err = s.write(ctx, ch, wo, o, false)
-		s.gate.leave()
-	}
-	n := 0
-	if err == nil {
-		n = 1
-	}
-	o.end(err, CacheResultNone, n, s.boxID(id))
+	out, _, err := s.writeOp(ctx, OpSave, opts, []change[T, ID]{{id: s.cfg.IDOf(item), value: item}}, true)
 	if err != nil {
 		var zero T
 		return zero, err
@@ -64,47 +46,22 @@ func (s *Store[T, ID]) Save(ctx context.Context, item T, opts ...WriteOption) (T
 // and the cache is rolled back for the rest. Use Transaction for
 // all-or-nothing writes on any backend.
 func (s *Store[T, ID]) SaveAll(ctx context.Context, items []T, opts ...WriteOption) ([]T, error) {
-	wo, err := s.writeOptions(opts)
-	if err != nil {
-		return nil, err
-	}
-	o, ctx := s.tel.start(ctx, OpSaveAll, wo.policy.Policy(), false)
-	ch := make([]change[T, ID], len(items))
+	chs := make([]change[T, ID], len(items))
 	for i, it := range items {
-		ch[i] = change[T, ID]{id: s.cfg.IDOf(it), value: it}
+		chs[i] = change[T, ID]{id: s.cfg.IDOf(it), value: it}
 	}
-	var out []Versioned[T]
-	var n int
-	if !s.gate.enter() {
-		err = ErrClosed
-	} else {
-		out, n, err = s.write(ctx, ch, wo, o, false)
-		s.gate.leave()
-	}
+	out, n, err := s.writeOp(ctx, OpSaveAll, opts, chs, false)
 	saved := make([]T, 0, n)
 	for _, v := range out[:n] {
 		saved = append(saved, v.Item)
 	}
-	o.endN(err, n)
 	return saved, err
 }
 
 // Delete removes the item with the given ID under the write policy in
 // effect. Deleting an absent item is not an error.
 func (s *Store[T, ID]) Delete(ctx context.Context, id ID, opts ...WriteOption) error {
-	wo, err := s.writeOptions(opts)
-	if err != nil {
-		return err
-	}
-	o, ctx := s.tel.start(ctx, OpDelete, wo.policy.Policy(), false)
-	n := 0
-	if !s.gate.enter() {
-		err = ErrClosed
-	} else {
-		_, n, err = s.write(ctx, []change[T, ID]{{id: id, deleted: true}}, wo, o, false)
-		s.gate.leave()
-	}
-	o.end(err, CacheResultNone, n, s.boxID(id))
+	_, _, err := s.writeOp(ctx, OpDelete, opts, []change[T, ID]{{id: id, deleted: true}}, true)
 	return err
 }
 
@@ -113,24 +70,38 @@ func (s *Store[T, ID]) Delete(ctx context.Context, id ID, opts ...WriteOption) e
 // WriteCacheFirst every delete queued, for WriteCacheOnly the entries the
 // cache held. Partial failures behave as in SaveAll.
 func (s *Store[T, ID]) DeleteAll(ctx context.Context, ids []ID, opts ...WriteOption) (int, error) {
+	chs := make([]change[T, ID], len(ids))
+	for i, id := range ids {
+		chs[i] = change[T, ID]{id: id, deleted: true}
+	}
+	_, n, err := s.writeOp(ctx, OpDeleteAll, opts, chs, false)
+	return n, err
+}
+
+// writeOp runs one public write operation: its options, its telemetry (one
+// OperationMetric, failures included), the close gate and the batch.
+// single operations report their item's ID.
+func (s *Store[T, ID]) writeOp(ctx context.Context, kind OperationType, opts []WriteOption, chs []change[T, ID], single bool) ([]Versioned[T], int, error) {
 	wo, err := s.writeOptions(opts)
 	if err != nil {
-		return 0, err
+		return nil, 0, s.rejected(ctx, kind, err)
 	}
-	o, ctx := s.tel.start(ctx, OpDeleteAll, wo.policy.Policy(), false)
-	ch := make([]change[T, ID], len(ids))
-	for i, id := range ids {
-		ch[i] = change[T, ID]{id: id, deleted: true}
-	}
+	o, ctx := s.tel.start(ctx, kind, wo.policy.Policy(), false)
+	var out []Versioned[T]
 	n := 0
-	if !s.gate.enter() {
+	switch {
+	case !s.gate.enter():
 		err = ErrClosed
-	} else {
-		_, n, err = s.write(ctx, ch, wo, o, false)
+	default:
+		out, n, err = s.write(ctx, chs, wo, o, false)
 		s.gate.leave()
 	}
-	o.endN(err, n)
-	return n, err
+	var id any
+	if single {
+		id = s.boxID(chs[0].id)
+	}
+	o.end(err, CacheResultNone, n, id)
+	return out, n, err
 }
 
 // write applies a batch of changes under a write policy. It returns the
