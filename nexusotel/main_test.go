@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel"
@@ -12,6 +11,7 @@ import (
 	"go.opentelemetry.io/otel/sdk/metric/metricdata"
 	"go.uber.org/goleak"
 
+	"github.com/nexusstore/nexus/internal/otlptest"
 	"github.com/nexusstore/nexus/nexusotel"
 	"github.com/nexusstore/nexus/store"
 	"github.com/nexusstore/nexus/store/memory"
@@ -23,33 +23,13 @@ func TestMain(m *testing.M) {
 }
 
 // otelErrors collects what reaches the OpenTelemetry error handler.
-var otelErrors = &errorSink{}
+var otelErrors = &otlptest.ErrorSink{}
 
-type errorSink struct {
-	mu   sync.Mutex
-	errs []error
-}
-
-func (s *errorSink) Handle(err error) {
-	s.mu.Lock()
-	s.errs = append(s.errs, err)
-	s.mu.Unlock()
-}
-
-// take returns and forgets the errors handled so far.
-func (s *errorSink) take() []error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	errs := s.errs
-	s.errs = nil
-	return errs
-}
-
-// takeStats returns and forgets the errors handled so far that came from
+// takeStatsErrors returns and forgets the errors handled so far that came from
 // Stats (other tests' exporters may still report late export failures).
-func (s *errorSink) takeStats() []error {
+func takeStatsErrors() []error {
 	var out []error
-	for _, err := range s.take() {
+	for _, err := range otelErrors.Take() {
 		if strings.Contains(err.Error(), "nexusotel: stats") {
 			out = append(out, err)
 		}

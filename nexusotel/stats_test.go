@@ -51,7 +51,7 @@ func TestStatsOfScriptedWorkload(t *testing.T) {
 			start := time.Now()
 			s, _ := workload(t, c.rep(t))
 			st := s.Stats()
-			if errs := otelErrors.takeStats(); len(errs) > 0 {
+			if errs := takeStatsErrors(); len(errs) > 0 {
 				t.Fatalf("Stats reported errors: %v", errs)
 			}
 			wantCounts := map[store.OperationType]int64{store.OpSave: 3, store.OpGet: 6, store.OpSync: 2}
@@ -425,9 +425,9 @@ func TestViewsThatBreakStats(t *testing.T) {
 			if n := st.OperationCounts[store.OpSave]; (c.counted && n != 2) || (!c.counted && n != 0) {
 				t.Errorf("%d saves", n)
 			}
-			otelErrors.take()
+			otelErrors.Take()
 			s.Stats()
-			if errs := otelErrors.takeStats(); len(errs) != 1 || !strings.Contains(errs[0].Error(), c.want) {
+			if errs := takeStatsErrors(); len(errs) != 1 || !strings.Contains(errs[0].Error(), c.want) {
 				t.Errorf("Stats handed %v to otel.Handle", errs)
 			}
 		})

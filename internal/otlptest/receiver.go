@@ -145,3 +145,26 @@ func (r *Receiver) Wait(ctx context.Context, cond func(*Receiver) bool) error {
 		}
 	}
 }
+
+// ErrorSink is an OpenTelemetry error handler (otel.SetErrorHandler) that
+// keeps what it is handed, for tests to inspect.
+type ErrorSink struct {
+	mu   sync.Mutex
+	errs []error
+}
+
+// Handle keeps err.
+func (s *ErrorSink) Handle(err error) {
+	s.mu.Lock()
+	s.errs = append(s.errs, err)
+	s.mu.Unlock()
+}
+
+// Take returns and forgets the errors handled so far.
+func (s *ErrorSink) Take() []error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	errs := s.errs
+	s.errs = nil
+	return errs
+}

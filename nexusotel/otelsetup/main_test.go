@@ -3,12 +3,12 @@ package otelsetup_test
 import (
 	"context"
 	"strings"
-	"sync"
 	"testing"
 
 	"go.opentelemetry.io/otel"
 	"go.uber.org/goleak"
 
+	"github.com/nexusstore/nexus/internal/otlptest"
 	"github.com/nexusstore/nexus/store"
 	"github.com/nexusstore/nexus/store/memory"
 )
@@ -19,27 +19,7 @@ func TestMain(m *testing.M) {
 }
 
 // otelErrors collects what reaches the OpenTelemetry error handler.
-var otelErrors = &errorSink{}
-
-type errorSink struct {
-	mu   sync.Mutex
-	errs []error
-}
-
-func (s *errorSink) Handle(err error) {
-	s.mu.Lock()
-	s.errs = append(s.errs, err)
-	s.mu.Unlock()
-}
-
-// take returns and forgets the errors handled so far.
-func (s *errorSink) take() []error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	errs := s.errs
-	s.errs = nil
-	return errs
-}
+var otelErrors = &otlptest.ErrorSink{}
 
 type item struct {
 	ID string

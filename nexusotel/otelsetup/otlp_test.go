@@ -95,7 +95,7 @@ func TestSetupOTLPTransportSecurity(t *testing.T) {
 			sctx, cancel := context.WithTimeout(ctx, time.Second)
 			defer cancel()
 			serr := shutdown(sctx)
-			otelErrors.take()
+			otelErrors.Take()
 			got := len(c.MetricRequests())
 			if tc.plaintext && (got == 0 || serr != nil) {
 				t.Errorf("plaintext: %d exports received, shutdown %v", got, serr)

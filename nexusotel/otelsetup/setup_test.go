@@ -160,7 +160,7 @@ func TestSetupOTLPUnreachable(t *testing.T) {
 	t.Setenv("OTEL_EXPORTER_OTLP_TIMEOUT", "200")
 	t.Setenv("OTEL_BSP_SCHEDULE_DELAY", "20")
 	logs := captureOTelLog(t)
-	otelErrors.take()
+	otelErrors.Take()
 
 	ctx := context.Background()
 	rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithOTLP(), otelsetup.WithReporterOptions(nexusotel.WithRootSpans()))
@@ -198,7 +198,7 @@ func TestSetupOTLPUnreachable(t *testing.T) {
 	if d := time.Since(start); d > 3*time.Second {
 		t.Errorf("shutdown took %v", d)
 	}
-	handled := otelErrors.take()
+	handled := otelErrors.Take()
 	if len(handled) == 0 {
 		t.Error("no export error reached the OpenTelemetry error handler")
 	}
@@ -241,7 +241,7 @@ func captureOTelLog(t *testing.T) *lockedBuffer {
 // WithPrometheus serves nexus's metrics on a Prometheus registry.
 func TestSetupPrometheus(t *testing.T) {
 	t.Setenv("OTEL_TRACES_EXPORTER", "none")
-	otelErrors.take()
+	otelErrors.Take()
 	reg := prometheus.NewRegistry()
 	ctx := context.Background()
 	rep, shutdown, err := otelsetup.Setup(ctx, otelsetup.WithPrometheus(otelprom.WithRegisterer(reg)))
@@ -294,7 +294,7 @@ func TestSetupPrometheus(t *testing.T) {
 	if !counted {
 		t.Errorf("no count of 3 saves in\n%s", body)
 	}
-	for _, err := range otelErrors.take() {
+	for _, err := range otelErrors.Take() {
 		if strings.Contains(err.Error(), ":4318") {
 			t.Errorf("an OTLP exporter runs beside Prometheus: %v", err)
 		}
