@@ -32,7 +32,7 @@ type telemetry struct {
 	panics atomic.Uint64
 }
 
-func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, onError func(error), live func() LiveStats) *telemetry {
+func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend BackendInfo, onError func(error), live func() LiveStats) *telemetry {
 	t := &telemetry{rate: mc.SampleRate, stacks: mc.CaptureStacks, onError: onError, now: time.Now}
 	if t.rate == 0 {
 		t.rate = 1
@@ -50,7 +50,7 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, onError func
 	if b, ok := r.(Binder); ok {
 		var bd Binding
 		t.guard("Bind", func() {
-			bd = b.Bind(StoreInfo{Name: name, SampleRate: t.rate, Live: live})
+			bd = b.Bind(StoreInfo{Name: name, SampleRate: t.rate, Live: live, Backend: backend})
 		})
 		if bd.Reporter != nil {
 			t.rep = bd.Reporter

@@ -72,7 +72,11 @@ func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Stor
 	s.vb, _ = backend.(VersionedBackend[T, ID])
 	s.txb, _ = backend.(TxBackend[T, ID])
 	s.bg, s.cancelBg = context.WithCancel(context.Background())
-	s.tel = newTelemetry(cfg.MetricsReporter, cfg.Metrics, cfg.Name, cfg.ErrorHandler, s.Live)
+	var info BackendInfo
+	if d, ok := backend.(DescribedBackend); ok {
+		info = d.BackendInfo()
+	}
+	s.tel = newTelemetry(cfg.MetricsReporter, cfg.Metrics, cfg.Name, info, cfg.ErrorHandler, s.Live)
 	s.refresh = newRefresher(s, cfg.RefreshWorkers)
 	if cfg.SyncInterval > 0 {
 		s.bgDone.Add(1)

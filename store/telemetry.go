@@ -76,6 +76,9 @@ type StoreInfo struct {
 	// concurrent use, and may be called from any goroutine (e.g. an
 	// observable gauge callback) until Binding.Release is called.
 	Live func() LiveStats
+	// Backend describes the store's backend, if it implements
+	// DescribedBackend; the zero BackendInfo otherwise.
+	Backend BackendInfo
 }
 
 // Binding is what a Binder returns.
