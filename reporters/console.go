@@ -170,7 +170,7 @@ func (c *Console) ReportCacheEvent(_ context.Context, m store.CacheMetric) {
 			if i > 0 {
 				l.str(" ")
 			}
-			l.str(t)
+			l.b = appendText(l.b, t)
 		}
 		l.str("]")
 	}
@@ -324,7 +324,7 @@ func (l *line) endNotes() {
 func (l *line) err(err error) {
 	if err != nil {
 		l.str(": ")
-		l.str(err.Error())
+		l.b = appendText(l.b, err.Error())
 	}
 }
 

@@ -389,3 +389,24 @@ func BenchmarkConsoleReportOperation(b *testing.B) {
 		c.ReportOperation(ctx, opGetHit)
 	}
 }
+
+// Issue 9, item 9: IDs, tags and error messages are escaped, so that one
+// metric is one line and cannot forge another.
+func TestConsoleEscapesControlCharacters(t *testing.T) {
+	var buf bytes.Buffer
+	c := NewConsole(&buf)
+	forged := "u1\n[NexusStore] save(admin) completed"
+	report(c, store.OperationMetric{Operation: store.OpGet, ItemID: forged, Success: false,
+		Err: errors.New("bad\r\nthing"), SampleRate: 1})
+	report(c, store.CacheMetric{Event: store.CacheInvalidation, ItemID: forged, Tags: []string{"t\n2"}, SampleRate: 1})
+	report(c, store.ErrorMetric{Operation: store.OpSave, ItemID: stringerID{1}, Err: errors.New("x\ny")})
+	out := buf.String()
+	if n := strings.Count(out, "\n"); n != 3 {
+		t.Fatalf("3 metrics wrote %d lines:\n%s", n, out)
+	}
+	for _, want := range []string{`"u1\n[NexusStore] save(admin) completed"`, `"bad\r\nthing"`, `"t\n2"`, `"x\ny"`} {
+		if !strings.Contains(out, want) {
+			t.Errorf("output lacks %s:\n%s", want, out)
+		}
+	}
+}

@@ -5,6 +5,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+	"unicode"
+	"unicode/utf8"
 )
 
 // roundDuration rounds d to three significant digits (2.134ms to 2.13ms,
@@ -62,7 +64,7 @@ func appendUnit(b []byte, d, unit time.Duration, suffix string) []byte {
 func appendID(b []byte, id any) []byte {
 	switch v := id.(type) {
 	case string:
-		return append(b, v...)
+		return appendText(b, v)
 	case int:
 		return strconv.AppendInt(b, int64(v), 10)
 	case int64:
@@ -76,9 +78,38 @@ func appendID(b []byte, id any) []byte {
 	case uint32:
 		return strconv.AppendUint(b, uint64(v), 10)
 	case fmt.Stringer:
-		return append(b, v.String()...)
+		return appendText(b, v.String())
 	}
-	return fmt.Append(b, id)
+	return appendText(b, fmt.Sprint(id))
+}
+
+// appendText appends s as it is, or quoted with Go escapes (as %q and
+// slog's text handler do) when it holds a control character, a character
+// that is not printable, or invalid UTF-8: an ID, a tag or an error message
+// must not break a line or forge another one.
+func appendText(b []byte, s string) []byte {
+	if needsQuote(s) {
+		return strconv.AppendQuote(b, s)
+	}
+	return append(b, s...)
+}
+
+func needsQuote(s string) bool {
+	for i := 0; i < len(s); {
+		if c := s[i]; c < utf8.RuneSelf {
+			if c < 0x20 || c == 0x7f {
+				return true
+			}
+			i++
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError || !unicode.IsPrint(r) {
+			return true
+		}
+		i += size
+	}
+	return false
 }
 
 // sampled reports whether rate is a sampling rate below 1 (0 and values of

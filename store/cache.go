@@ -9,13 +9,33 @@ import (
 
 // entry is one cached item. Its fields are guarded by cache.mu, except
 // expired, which a reader flips under the read lock.
+//
+// An entry is local while it holds a write the backend does not have yet:
+// an unsynced write-behind change (pending) or a write-through in flight
+// (busy). A local entry wins over what any backend read returns, is never
+// filled, evicted or dropped by an invalidation, and (pending) never goes
+// stale: it is the only copy of an acknowledged write.
 type entry[T any, ID comparable] struct {
-	id           ID
-	value        T
-	deleted      bool // tombstone of a pending delete
-	localOnly    bool // written with WriteCacheOnly: no backend copy
+	id    ID
+	value T
+	// deleted: the item does not exist here (a pending or in-flight delete,
+	// or a remembered not-found: absent).
+	deleted bool
+	// absent: a negative entry, the backend said the item does not exist
+	// (Config.NotFoundTTL); it goes stale after that TTL.
+	absent    bool
+	localOnly bool // written with WriteCacheOnly: no backend copy
+	// busy: a write-through of this ID is in flight and value is its
+	// optimistic value; fills are refused until it ends.
+	busy bool
+	// invalidated: an invalidation hit the entry while busy; if the write
+	// fails, the value before it must not come back.
+	invalidated bool
+	// unverified: a write-through failed, and may or may not have reached
+	// the backend; the entry reads as stale until a backend read refills it.
+	unverified   bool
 	tags         []string
-	stored       time.Time // set only when the cache has a TTL
+	stored       time.Time // set only when the entry can go stale (a TTL, or absent)
 	version      uint64
 	versionKnown bool
 	modSeq       uint64 // cache.seq at the last change
@@ -25,6 +45,9 @@ type entry[T any, ID comparable] struct {
 
 	prev, next *entry[T, ID] // LRU list, most recent at head.next
 }
+
+// local reports whether e holds a write the backend does not have yet.
+func (e *entry[T, ID]) local() bool { return e.pending != nil || e.busy }
 
 // entryState is what a lookup found.
 type entryState uint8
@@ -57,6 +80,7 @@ type idTags[ID comparable] struct {
 type cache[T any, ID comparable] struct {
 	mu      sync.RWMutex
 	ttl     time.Duration
+	negTTL  time.Duration // Config.NotFoundTTL; 0: no negative entries
 	maxSize int
 	m       map[ID]*entry[T, ID]
 	head    entry[T, ID] // LRU sentinel, used when maxSize > 0
@@ -69,6 +93,7 @@ type cache[T any, ID comparable] struct {
 	// before it must not resurrect what it dropped.
 	dropSeq uint64
 	order   uint64
+	busy    int // entries with a write-through in flight
 
 	complete   bool // the entries are the whole backend listing
 	completeAt time.Time
@@ -77,8 +102,8 @@ type cache[T any, ID comparable] struct {
 	watchers watchers[T, ID]
 }
 
-func newCache[T any, ID comparable](ttl time.Duration, maxSize int) *cache[T, ID] {
-	c := &cache[T, ID]{ttl: ttl, maxSize: maxSize, m: make(map[ID]*entry[T, ID]), tags: make(map[string]map[ID]struct{})}
+func newCache[T any, ID comparable](ttl, negTTL time.Duration, maxSize int) *cache[T, ID] {
+	c := &cache[T, ID]{ttl: ttl, negTTL: negTTL, maxSize: maxSize, m: make(map[ID]*entry[T, ID]), tags: make(map[string]map[ID]struct{})}
 	c.head.prev, c.head.next = &c.head, &c.head
 	c.pending.init()
 	return c
@@ -106,19 +131,33 @@ func (c *cache[T, ID]) get(id ID) (l lookup[T]) {
 
 func (c *cache[T, ID]) read(e *entry[T, ID], l *lookup[T]) {
 	l.value, l.deleted, l.state = e.value, e.deleted, stateFresh
-	// Unsynced and cache-only entries have no backend copy to refresh from:
+	if c.ttl == 0 && !e.absent && !e.unverified {
+		return // the default configuration: nothing goes stale
+	}
+	// Local and cache-only entries have no backend copy to refresh from:
 	// they never go stale.
-	if c.ttl > 0 && e.pending == nil && !e.localOnly && time.Since(e.stored) > c.ttl {
+	if e.local() || e.localOnly {
+		return
+	}
+	ttl := c.ttl
+	if e.absent {
+		ttl = c.negTTL
+	}
+	switch {
+	case ttl > 0 && time.Since(e.stored) > ttl:
 		l.state = stateStale
 		l.firstExpiry = e.expired.CompareAndSwap(false, true)
+	case e.unverified:
+		l.state = stateStale
 	}
 }
 
-// snapshot is an entry's state, to roll a write back to.
+// snapshot is an entry's state before a write-through, to roll back to.
 type snapshot[T any, ID comparable] struct {
 	present      bool
 	value        T
 	deleted      bool
+	absent       bool
 	localOnly    bool
 	tags         []string
 	stored       time.Time
@@ -129,7 +168,7 @@ type snapshot[T any, ID comparable] struct {
 
 func (s *snapshot[T, ID]) take(e *entry[T, ID]) {
 	*s = snapshot[T, ID]{
-		present: true, value: e.value, deleted: e.deleted, localOnly: e.localOnly, tags: e.tags,
+		present: true, value: e.value, deleted: e.deleted, absent: e.absent, localOnly: e.localOnly, tags: e.tags,
 		stored: e.stored, version: e.version, versionKnown: e.versionKnown, pending: e.pending,
 	}
 }
@@ -137,7 +176,9 @@ func (s *snapshot[T, ID]) take(e *entry[T, ID]) {
 func (c *cache[T, ID]) nextSeq() uint64 { return c.seq.Add(1) }
 
 // write is the one place entries change value; callers hold c.mu and call
-// evict once the entry's flags are set.
+// evict once the entry's flags are set. tags nil keeps the entry's tags.
+// The entry becomes a plain, verified, present-or-deleted entry: callers
+// set versions and local state after.
 func (c *cache[T, ID]) write(id ID, v T, deleted bool, tags []string) *entry[T, ID] {
 	e := c.m[id]
 	if e == nil {
@@ -150,7 +191,7 @@ func (c *cache[T, ID]) write(id ID, v T, deleted bool, tags []string) *entry[T, 
 	} else if c.maxSize > 0 {
 		c.touch(e)
 	}
-	e.value, e.deleted = v, deleted
+	e.value, e.deleted, e.absent, e.unverified = v, deleted, false, false
 	if tags != nil {
 		c.setTags(e, tags)
 	}
@@ -216,15 +257,15 @@ func (c *cache[T, ID]) touch(e *entry[T, ID]) {
 	c.pushFront(e)
 }
 
-// evict drops least recently used entries beyond maxSize. Entries with
-// pending changes are never evicted (they are the only copy of a write).
+// evict drops least recently used entries beyond maxSize. Local entries
+// are never evicted (they are the only copy of a write).
 func (c *cache[T, ID]) evict(ev *[]idTags[ID]) {
 	if c.maxSize == 0 || len(c.m) <= c.maxSize {
 		return
 	}
 	for e := c.head.prev; e != &c.head && len(c.m) > c.maxSize; {
 		prev := e.prev
-		if e.pending == nil {
+		if !e.local() {
 			if ev != nil {
 				*ev = append(*ev, idTags[ID]{e.id, e.tags})
 			}
@@ -235,17 +276,23 @@ func (c *cache[T, ID]) evict(ev *[]idTags[ID]) {
 	}
 }
 
-// fill stores what a backend read returned, unless the entry changed since
-// the read started (startSeq) or has a pending change, or the read may
-// resurrect something deleted or invalidated meanwhile. It reports whether
-// it wrote.
+// fillable reports whether a backend read that started at startSeq may
+// store its answer for id: the entry is not local and nobody changed it
+// since, or, absent, nothing was dropped since (the read may have seen what
+// a delete or an invalidation removed).
+func (c *cache[T, ID]) fillable(e *entry[T, ID], startSeq uint64) bool {
+	if e == nil {
+		return c.dropSeq <= startSeq
+	}
+	return !e.local() && e.modSeq <= startSeq
+}
+
+// fill stores what a backend read that started at startSeq returned, if
+// fillable. It reports whether it wrote.
 func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq uint64, ev *[]idTags[ID]) (*entry[T, ID], bool) {
 	e := c.m[id]
-	if e != nil && (e.pending != nil || e.modSeq > startSeq) {
+	if !c.fillable(e, startSeq) {
 		return e, false
-	}
-	if e == nil && c.dropSeq > startSeq {
-		return nil, false
 	}
 	e = c.write(id, v.Item, false, nil)
 	e.localOnly = false
@@ -254,44 +301,156 @@ func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq u
 	return e, true
 }
 
-// dropAbsent removes id's entry after the backend said it does not exist,
-// under the same rules as fill.
-func (c *cache[T, ID]) dropAbsent(id ID, startSeq uint64) bool {
+// fillAbsent records that the backend said id does not exist, under the
+// rules of fill: the entry is dropped or, with negative caching, replaced
+// by a negative entry. It reports whether the cache changed.
+func (c *cache[T, ID]) fillAbsent(id ID, startSeq uint64, ev *[]idTags[ID]) bool {
 	e := c.m[id]
-	if e == nil || e.pending != nil || e.localOnly || e.modSeq > startSeq {
+	if !c.fillable(e, startSeq) || (e != nil && e.localOnly) {
 		return false
 	}
-	c.remove(e, true)
+	if c.negTTL == 0 {
+		if e == nil {
+			return false
+		}
+		c.remove(e, true)
+		return true
+	}
+	if e != nil && e.absent && !e.unverified {
+		e.stored = time.Now() // still absent: the negative entry is fresh again
+		e.expired.Store(false)
+		return false
+	}
+	var zero T
+	e = c.write(id, zero, true, nil)
+	e.absent, e.localOnly, e.version, e.versionKnown = true, false, 0, false
+	e.stored = time.Now()
+	c.evict(ev)
 	return true
 }
 
-// restore puts a snapshot back after a failed write, if the entry was not
-// changed since (seq).
-func (c *cache[T, ID]) restore(id ID, snap snapshot[T, ID], seq uint64, ev *[]idTags[ID]) bool {
-	e := c.m[id]
-	if e != nil && e.modSeq != seq {
-		return false // a read filled it since: that is the backend's value
-	}
-	if !snap.present {
+// claim is a write-through's hold on one ID, from before its backend call
+// until it settles.
+type claim[T any, ID comparable] struct {
+	id      ID
+	claimed bool          // claimOptimistic ran for id
+	e       *entry[T, ID] // the busy entry of an optimistic write; nil if none
+	snap    snapshot[T, ID]
+}
+
+// claimOptimistic shows an optimistic write of id in the cache before its
+// backend call: the entry becomes busy (fills refused) and holds the new
+// value, or a tombstone for the delete of a cached item (the delete of an
+// uncached one adds no entry). A pending change of id stays queued until
+// the backend has the write that supersedes it. The first write of id in a
+// batch takes the snapshot to roll back to. Callers hold c.mu and the ID's
+// write lock; it returns the entry, nil if none.
+func (c *cache[T, ID]) claimOptimistic(cl *claim[T, ID], ch change[T, ID], tags []string) *entry[T, ID] {
+	e := c.m[ch.id]
+	if !cl.claimed {
+		cl.claimed = true
 		if e != nil {
-			c.remove(e, true)
+			cl.snap.take(e)
 		}
-		return true
 	}
-	e = c.write(id, snap.value, snap.deleted, snap.tags)
+	var zero T
+	switch {
+	case !ch.deleted:
+		e = c.write(ch.id, ch.value, false, tags)
+	case e != nil:
+		e = c.write(ch.id, zero, true, nil)
+	default:
+		return nil
+	}
+	if !e.busy {
+		e.busy, e.invalidated = true, false
+		c.busy++
+	}
+	e.localOnly, e.version, e.versionKnown = false, 0, false
+	cl.e = e
+	return e
+}
+
+// settle records what the backend holds for id after a write-through that
+// it took: the value it returned (or the delete). The entry's pending
+// change, superseded, is dropped. notifyDelete says whether watchers still
+// need to hear of a delete. Callers hold c.mu.
+func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string) *entry[T, ID] {
+	e := c.m[id]
+	c.release(e)
+	if ch.deleted {
+		if e != nil {
+			c.unqueue(e)
+			// Watchers saw a tombstone already unless a later write of
+			// the batch showed something else.
+			c.remove(e, !e.deleted)
+		}
+		return nil
+	}
+	c.unqueue(e)
+	e = c.write(id, r.v.Item, false, tags)
+	e.localOnly, e.version, e.versionKnown = false, r.v.Version, r.known
+	return e
+}
+
+// release ends e's write-through, if it had one.
+func (c *cache[T, ID]) release(e *entry[T, ID]) {
+	if e != nil && e.busy {
+		e.busy = false
+		c.busy--
+	}
+}
+
+// rollback undoes an optimistic write the backend did not take. The value
+// before it comes back, marked unverified (a failed write may still have
+// reached the backend: a timeout after the commit), unless an invalidation
+// dropped it meanwhile: then the entry goes, and the store refreshes it for
+// its watchers (refresh). A pending change it held was never unqueued and
+// shows again. It reports whether it wrote the old value back.
+func (c *cache[T, ID]) rollback(cl *claim[T, ID], ev *[]idTags[ID]) (wrote, refresh bool) {
+	e := cl.e
+	if e == nil {
+		// The delete of an uncached item: nothing was shown, but a read
+		// may have cached the item meanwhile.
+		c.unverify(cl.id)
+		return false, false
+	}
+	c.release(e)
+	c.complete = false
+	snap := &cl.snap
+	if snap.pending != nil {
+		// The acknowledged write-behind change is what the store shows.
+		e = c.write(cl.id, snap.pending.value, snap.pending.deleted, nil)
+		e.localOnly, e.version, e.versionKnown = false, snap.version, snap.versionKnown
+		return true, false
+	}
+	if !snap.present || e.invalidated || snap.absent {
+		c.remove(e, !snap.present || snap.absent)
+		return false, snap.present && !snap.absent && c.watchers.watching(cl.id)
+	}
+	e = c.write(cl.id, snap.value, snap.deleted, snap.tags)
 	if snap.tags == nil {
 		c.setTags(e, nil)
 	}
 	e.localOnly, e.version, e.versionKnown = snap.localOnly, snap.version, snap.versionKnown
-	if snap.pending != nil && e.pending == nil {
-		c.pending.pushBack(snap.pending)
-		e.pending = snap.pending
+	if !snap.localOnly {
+		e.unverified = true
 	}
 	if c.ttl > 0 {
 		e.stored = snap.stored
 	}
 	c.evict(ev)
-	return true
+	return true, false
+}
+
+// unverify marks id's entry for revalidation after a write-through failed
+// before its value reached the cache (network-first): the backend may hold
+// it anyway.
+func (c *cache[T, ID]) unverify(id ID) {
+	c.complete = false
+	if e := c.m[id]; e != nil && !e.local() && !e.localOnly {
+		e.unverified = true
+	}
 }
 
 // listState reports whether the cache holds the complete listing and
@@ -321,7 +480,7 @@ func (c *cache[T, ID]) listing(q Query[T]) (items []T, complete, fresh bool) {
 			es = append(es, e)
 		}
 	}
-	slices.SortFunc(es, func(a, b *entry[T, ID]) int { return compareUint(a.order, b.order) })
+	sortByOrder(es)
 	if q.Limit > 0 && len(es) > q.Limit {
 		es = es[:q.Limit]
 	}
@@ -330,6 +489,10 @@ func (c *cache[T, ID]) listing(q Query[T]) (items []T, complete, fresh bool) {
 		items[i] = e.value
 	}
 	return items, complete, fresh
+}
+
+func sortByOrder[T any, ID comparable](es []*entry[T, ID]) {
+	slices.SortFunc(es, func(a, b *entry[T, ID]) int { return compareUint(a.order, b.order) })
 }
 
 func compareUint(a, b uint64) int {
@@ -342,11 +505,39 @@ func compareUint(a, b uint64) int {
 	return 0
 }
 
-// fillListing stores a backend listing read at startSeq. When full (no
-// filter, no limit) entries the listing lacks are dropped as deleted
-// remotely (except local-only and pending ones) and, if nothing interfered,
-// the cache is marked complete. It returns the listing as the store sees it:
-// pending local changes overlaid, pending creates that match q appended.
+// localIDs returns the IDs of the local entries, or nil when there are
+// none. A listing widens its backend query by them (see listThrough).
+func (c *cache[T, ID]) localIDs() map[ID]struct{} {
+	c.mu.RLock()
+	defer c.mu.RUnlock()
+	if c.pending.n == 0 && c.busy == 0 {
+		return nil
+	}
+	ids := make(map[ID]struct{}, c.pending.n+c.busy)
+	for pc := c.pending.head.next; pc != &c.pending.head; pc = pc.next {
+		ids[pc.id] = struct{}{}
+	}
+	if c.busy > 0 {
+		for id, e := range c.m {
+			if e.busy {
+				ids[id] = struct{}{}
+			}
+		}
+	}
+	return ids
+}
+
+// fillListing stores a backend listing read at startSeq and returns it as
+// the store sees it: local changes overlaid (an unsynced or in-flight
+// write wins; a pending delete hides the item), local creates that match q
+// appended in the order they were made, then q's limit applied. items may
+// hold more than q selects (listThrough widens the query by the local IDs):
+// it is filtered here.
+//
+// When full (no filter, no limit), entries the listing lacks are dropped as
+// deleted remotely (except local and cache-only ones, and ones changed since
+// startSeq) and, if nothing interfered, the cache is marked complete and the
+// entries take the backend's order (the kept ones after it).
 func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf func(T) ID, q Query[T], full bool, startSeq uint64, ev *[]idTags[ID]) (out []T, wrote []idTags[ID]) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -358,31 +549,68 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 		id := idOf(v.Item)
 		seen[id] = struct{}{}
 		e, ok := c.fill(id, v, versionKnown, startSeq, ev)
-		if ok {
-			wrote = append(wrote, idTags[ID]{id, e.tags})
-		} else if e == nil || e.modSeq > startSeq {
-			interfered = true
-		}
 		switch {
-		case e == nil || ok:
-			out = append(out, v.Item)
-		case !e.deleted && q.Match(e.value):
-			out = append(out, e.value) // a pending or newer local change
+		case ok:
+			wrote = append(wrote, idTags[ID]{id, e.tags})
+			if q.Match(v.Item) {
+				out = append(out, v.Item)
+			}
+		case e == nil:
+			// Dropped since the read: the listing comes before that.
+			interfered = true
+			if q.Match(v.Item) {
+				out = append(out, v.Item)
+			}
+		default:
+			// A local change, or a newer value (or a newer not-found)
+			// cached since the read.
+			if !e.local() {
+				interfered = true
+			}
+			if !e.deleted && q.Match(e.value) {
+				out = append(out, e.value)
+			}
 		}
 	}
-	for _, pc := range c.pending.all() {
-		if _, ok := seen[pc.id]; !ok && !pc.deleted && q.Match(pc.value) {
-			out = append(out, pc.value)
+	if c.pending.n > 0 || c.busy > 0 {
+		var created []*entry[T, ID]
+		for id, e := range c.m {
+			if _, ok := seen[id]; !ok && e.local() && !e.deleted && q.Match(e.value) {
+				created = append(created, e)
+			}
+		}
+		sortByOrder(created)
+		for _, e := range created {
+			out = append(out, e.value)
 		}
 	}
 	if full {
+		var kept []*entry[T, ID]
 		for id, e := range c.m {
-			if _, ok := seen[id]; !ok && e.pending == nil && !e.localOnly && e.modSeq <= startSeq {
+			if _, ok := seen[id]; ok {
+				continue
+			}
+			if e.local() || e.localOnly || e.modSeq > startSeq {
+				kept = append(kept, e)
+			} else if e.absent {
+				continue // a negative entry is no item: nothing to drop
+			} else {
 				c.remove(e, true)
 			}
 		}
 		if !interfered && len(*ev) == evictedBefore {
 			c.complete, c.completeAt = true, time.Now()
+			for _, v := range items {
+				if e := c.m[idOf(v.Item)]; e != nil {
+					c.order++
+					e.order = c.order
+				}
+			}
+			sortByOrder(kept)
+			for _, e := range kept {
+				c.order++
+				e.order = c.order
+			}
 		}
 	}
 	if q.Limit > 0 && len(out) > q.Limit {
@@ -391,8 +619,10 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 	return out, wrote
 }
 
-// invalidate drops entries chosen by pick, except those with pending
-// changes, and forgets that the listing is complete.
+// invalidate drops the entries chosen by pick and forgets that the listing
+// is complete. Local entries stay: a pending change is the only copy of a
+// write, and an in-flight write is only marked (its undo, if it fails, will
+// not bring back the value before it).
 func (c *cache[T, ID]) invalidate(pick func(yield func(*entry[T, ID]) bool)) []idTags[ID] {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -400,7 +630,10 @@ func (c *cache[T, ID]) invalidate(pick func(yield func(*entry[T, ID]) bool)) []i
 	var out []idTags[ID]
 	c.dropSeq = c.nextSeq()
 	pick(func(e *entry[T, ID]) bool {
-		if e.pending == nil {
+		switch {
+		case e.busy:
+			e.invalidated = true
+		case e.pending == nil:
 			out = append(out, idTags[ID]{e.id, e.tags})
 			c.remove(e, false)
 		}
@@ -419,7 +652,7 @@ func (c *cache[T, ID]) staleIDs() []ID {
 	var ids []ID
 	now := time.Now()
 	for id, e := range c.m {
-		if e.pending == nil && !e.localOnly && now.Sub(e.stored) > c.ttl {
+		if !e.local() && !e.localOnly && !e.absent && (e.unverified || now.Sub(e.stored) > c.ttl) {
 			ids = append(ids, id)
 		}
 	}

@@ -40,6 +40,12 @@ type Config[T any, ID comparable] struct {
 	// CacheTTL is how long a cached entry stays fresh; 0: entries never go
 	// stale.
 	CacheTTL time.Duration
+	// NotFoundTTL, if positive, makes the store remember for that long that
+	// an ID does not exist (negative caching): a read of it within the TTL
+	// is a cache hit returning ErrNotFound, without a backend call. A write
+	// of the ID replaces the negative entry at once. 0 (the default): a
+	// not-found is never cached.
+	NotFoundTTL time.Duration
 	// MaxCacheSize bounds the number of cached entries; 0: unbounded.
 	// Beyond it the least recently used entry is evicted (entries with
 	// pending changes are never evicted).
@@ -184,6 +190,8 @@ func (c *Config[T, ID]) validate() error {
 		return &ConfigError{"WritePolicy", "unknown policy " + c.WritePolicy.String()}
 	case c.CacheTTL < 0:
 		return &ConfigError{"CacheTTL", "must not be negative"}
+	case c.NotFoundTTL < 0:
+		return &ConfigError{"NotFoundTTL", "must not be negative"}
 	case c.MaxCacheSize < 0:
 		return &ConfigError{"MaxCacheSize", "must not be negative"}
 	case c.RefreshWorkers < 0:

@@ -37,7 +37,42 @@ var (
 	// ErrReporterPanic: a MetricsReporter call panicked; the panic was
 	// recovered and passed to Config.ErrorHandler as a *ReporterPanicError.
 	ErrReporterPanic = errors.New("store: metrics reporter panicked")
+	// ErrBackend: a backend call failed. Every such failure the store
+	// returns is a *BackendError matching it, whichever backend failed, and
+	// also matches what the backend wrapped (ErrUnavailable for a transient
+	// failure, context.Canceled...). A not-found is ErrNotFound and a
+	// conflict ErrConflict instead.
+	ErrBackend = errors.New("store: backend failed")
 )
+
+// BackendError is a failed backend call, as the store returns it: the
+// message is "store: backend <call>: " and the backend's own message.
+type BackendError struct {
+	// Op is the backend call: OpGet, OpGetAll, OpSave, OpDelete, or
+	// OpTransaction for a backend transaction.
+	Op  OperationType
+	Err error
+}
+
+func (e *BackendError) Error() string {
+	return "store: backend " + e.Op.String() + ": " + strings.TrimPrefix(e.Err.Error(), "store: ")
+}
+
+// Unwrap returns the backend's error.
+func (e *BackendError) Unwrap() error { return e.Err }
+
+// Is makes a BackendError match ErrBackend.
+func (e *BackendError) Is(target error) bool { return target == ErrBackend }
+
+// backendErr wraps a backend failure in a *BackendError; nil, not-found and
+// conflict errors pass as they are (the store says those in its own words).
+func backendErr(op OperationType, err error) error {
+	var be *BackendError
+	if err == nil || errors.Is(err, ErrNotFound) || errors.Is(err, ErrConflict) || errors.As(err, &be) {
+		return err
+	}
+	return &BackendError{Op: op, Err: err}
+}
 
 // ConfigError is returned by New for a bad Config. It names the field.
 type ConfigError struct {

@@ -20,7 +20,8 @@ type telemetry struct {
 	stats     StatsProvider   // nil unless the reporter implements it
 	wantIDs   bool
 	rate      float64
-	threshold uint64 // sampled when rand.Uint64() < threshold; unused at rate 1
+	all       bool   // rate 1: every operation is reported
+	threshold uint64 // otherwise sampled when rand.Uint64() < threshold
 	stacks    bool
 	release   func()
 	onError   func(error)
@@ -37,8 +38,11 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend Back
 	if t.rate == 0 {
 		t.rate = 1
 	}
-	if t.rate < 1 {
-		t.threshold = uint64(t.rate * math.MaxUint64)
+	t.all = t.rate >= 1
+	if !t.all {
+		// rate·2⁶⁴, exactly as far as float64 goes: a rate too small for it
+		// gives 0 (nothing sampled), never a wrapped or saturated value.
+		t.threshold = uint64(math.Ldexp(t.rate, 64))
 	}
 	switch r.(type) {
 	case nil, NoOpMetricsReporter, *NoOpMetricsReporter:
@@ -69,7 +73,7 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend Back
 
 // sample decides, lock-free, whether an operation is reported.
 func (t *telemetry) sample() bool {
-	return t.threshold == 0 || rand.Uint64() < t.threshold
+	return t.all || rand.Uint64() < t.threshold
 }
 
 // handleError passes err to the ErrorHandler, containing its panics.

@@ -15,7 +15,6 @@ type pendingChange[T any, ID comparable] struct {
 	baseKnown bool
 	queuedAt  time.Time // first queued
 	updatedAt time.Time // last changed
-	seq       uint64    // cache seq of the last change: a push that started before it is stale
 	attempts  int
 	lastErr   error
 
@@ -106,7 +105,6 @@ func (c *cache[T, ID]) queue(id ID, v T, deleted bool, tags []string, now time.T
 	e = c.write(id, v, deleted, tags)
 	e.localOnly = false
 	e.pending = pc
-	pc.seq = e.modSeq
 	c.evict(ev)
 	return e
 }

@@ -155,38 +155,33 @@ func (s *Store[T, ID]) readThrough(ctx context.Context, id ID, o *op) (T, error)
 }
 
 // fetch reads id from the backend and fills the cache. It returns the item
-// as the store sees it: an unsynced local change of id wins over the
-// backend's value.
+// as the store sees it: an unsynced or in-flight local write of id wins
+// over the backend's value.
 func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool) (Versioned[T], error) {
 	startSeq := s.cache.seq.Load()
 	bc := o.startBackend(ctx, OpGet, background)
 	v, known, err := s.backendGet(bc.ctx, id)
 	bc.end(err)
-	c := s.cache
-	if err != nil {
-		if !isNotFound(err) {
-			return v, err
-		}
-		c.mu.Lock()
-		c.dropAbsent(id, startSeq)
-		e := c.m[id]
-		if e != nil && e.pending != nil && !e.deleted {
-			v = Versioned[T]{Item: e.value}
-			err = nil
-		}
-		c.mu.Unlock()
+	absent := isNotFound(err)
+	if err != nil && !absent {
 		return v, err
 	}
+	c := s.cache
 	var ev []idTags[ID]
+	var e *entry[T, ID]
+	wrote := false
 	c.mu.Lock()
-	e, wrote := c.fill(id, v, known, startSeq, &ev)
+	if absent {
+		c.fillAbsent(id, startSeq, &ev)
+		e = c.m[id]
+	} else {
+		e, wrote = c.fill(id, v, known, startSeq, &ev)
+	}
 	var tags []string
 	if e != nil {
 		tags = e.tags
-		if e.pending != nil {
-			if e.deleted {
-				err = notFound(id)
-			}
+		if e.local() {
+			absent = e.deleted
 			v = Versioned[T]{Item: e.value}
 		}
 	}
@@ -195,16 +190,21 @@ func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool)
 		s.cacheEvent(o, CacheWrite, id, tags)
 	}
 	s.reportEvicted(ctx, CacheEviction, ev)
-	return v, err
+	if absent {
+		return Versioned[T]{}, notFound(id)
+	}
+	return v, nil
 }
 
+// backendGet reads id from the backend; its failures are *BackendErrors,
+// an absent item an error matching ErrNotFound.
 func (s *Store[T, ID]) backendGet(ctx context.Context, id ID) (Versioned[T], bool, error) {
 	if s.vb != nil {
 		v, err := s.vb.GetVersioned(ctx, id)
-		return v, true, err
+		return v, true, backendErr(OpGet, err)
 	}
 	item, err := s.backend.Get(ctx, id)
-	return Versioned[T]{Item: item}, false, err
+	return Versioned[T]{Item: item}, false, backendErr(OpGet, err)
 }
 
 // GetAll returns the items that match the query options (WithFilter,
@@ -276,17 +276,35 @@ func (s *Store[T, ID]) getAll(ctx context.Context, q Query[T], policy FetchPolic
 }
 
 // listThrough reads a listing from the backend and fills the cache.
+//
+// Local changes (unsynced or in flight) are overlaid on what the backend
+// returns; for that a filtered or limited query is widened: the filter also
+// lets the local IDs through (their local values decide), and the limit
+// grows by their number, since each can hide at most one backend item.
 func (s *Store[T, ID]) listThrough(ctx context.Context, q Query[T], o *op, background bool) ([]T, error) {
 	startSeq := s.cache.seq.Load()
+	bq := q
+	if q.Filter != nil || q.Limit > 0 {
+		if local := s.cache.localIDs(); local != nil {
+			idOf := s.cfg.IDOf
+			bq.Filter = func(it T) bool {
+				_, ok := local[idOf(it)]
+				return ok || q.Match(it)
+			}
+			if q.Limit > 0 {
+				bq.Limit = q.Limit + len(local)
+			}
+		}
+	}
 	bc := o.startBackend(ctx, OpGetAll, background)
 	var vs []Versioned[T]
 	var err error
 	known := s.vb != nil
 	if known {
-		vs, err = s.vb.GetAllVersioned(bc.ctx, q)
+		vs, err = s.vb.GetAllVersioned(bc.ctx, bq)
 	} else {
 		var items []T
-		items, err = s.backend.GetAll(bc.ctx, q)
+		items, err = s.backend.GetAll(bc.ctx, bq)
 		vs = make([]Versioned[T], len(items))
 		for i, it := range items {
 			vs[i].Item = it
@@ -294,7 +312,7 @@ func (s *Store[T, ID]) listThrough(ctx context.Context, q Query[T], o *op, backg
 	}
 	bc.end(err)
 	if err != nil {
-		return nil, err
+		return nil, backendErr(OpGetAll, err)
 	}
 	var ev []idTags[ID]
 	full := q.Filter == nil && q.Limit == 0

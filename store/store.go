@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/maphash"
+	"reflect"
 	"slices"
 	"strings"
 	"sync"
@@ -46,8 +47,8 @@ type Store[T any, ID comparable] struct {
 // New returns a store over backend. A bad cfg is an error naming the field
 // (matching ErrInvalidConfig); New never panics on bad input.
 func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Store[T, ID], error) {
-	if backend == nil {
-		return nil, &ConfigError{"backend", "is nil"}
+	if isNil(backend) {
+		return nil, &ConfigError{"backend", fmt.Sprintf("is nil (%T)", backend)}
 	}
 	if err := cfg.validate(); err != nil {
 		return nil, err
@@ -65,7 +66,7 @@ func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Stor
 	s := &Store[T, ID]{
 		cfg:     cfg,
 		backend: backend,
-		cache:   newCache[T, ID](cfg.CacheTTL, cfg.MaxCacheSize),
+		cache:   newCache[T, ID](cfg.CacheTTL, cfg.NotFoundTTL, cfg.MaxCacheSize),
 		seed:    maphash.MakeSeed(),
 		closing: make(chan struct{}),
 	}
@@ -83,6 +84,20 @@ func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Stor
 		go s.syncLoop(cfg.SyncInterval)
 	}
 	return s, nil
+}
+
+// isNil reports whether b is nil or holds a nil pointer, map, func or chan
+// (such as the nil *sqlite.Backend of a failed Open whose error was
+// ignored), which would panic on first use.
+func isNil(b any) bool {
+	if b == nil {
+		return true
+	}
+	switch v := reflect.ValueOf(b); v.Kind() {
+	case reflect.Pointer, reflect.Map, reflect.Func, reflect.Chan, reflect.Slice, reflect.Interface:
+		return v.IsNil()
+	}
+	return false
 }
 
 // Name returns the store's name, as reported in metrics.

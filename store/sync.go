@@ -296,14 +296,22 @@ func backoff(r RetryConfig, attempt int) time.Duration {
 	return time.Duration(d)
 }
 
-func (s *Store[T, ID]) retryable(err error) bool {
+// retryable reports whether a failed push may be retried. A panic in
+// Retry.Retryable is contained: the push is not retried, and the error
+// returned in place of err says so.
+func (s *Store[T, ID]) retryable(err error) (retry bool, out error) {
 	if isContextErr(err) || errors.Is(err, ErrConflict) {
-		return false
+		return false, err
 	}
-	if s.cfg.Retry.Retryable != nil {
-		return s.cfg.Retry.Retryable(err)
+	if s.cfg.Retry.Retryable == nil {
+		return true, err
 	}
-	return true
+	defer func() {
+		if r := recover(); r != nil {
+			retry, out = false, fmt.Errorf("store: Retry.Retryable panicked: %v (deciding on: %w)", r, err)
+		}
+	}()
+	return s.cfg.Retry.Retryable(err), err
 }
 
 // pushOnce makes one attempt at id's pending change, holding id's write
@@ -333,8 +341,9 @@ func (s *Store[T, ID]) pushOnce(ctx context.Context, o *op, id ID) (pushed, retr
 		if errors.As(err, &cerr) {
 			return s.resolve(ctx, o, pc, cerr)
 		}
+		retry, err = s.retryable(err)
 		s.failed(id, err)
-		return false, s.retryable(err), err
+		return false, retry, err
 	}
 	s.synced(id, pc, r)
 	return true, false, nil
@@ -391,14 +400,16 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
 		c.remove(e, false) // watchers saw the delete when it was made
 		return
 	}
+	// What the backend stored (it may have set fields) becomes the cached
+	// value, and watchers see it, as after a write-through.
+	value, version, known := e.value, e.version, e.versionKnown
 	if r.known {
-		e.value, e.version, e.versionKnown = r.v.Item, r.v.Version, true
+		value, version, known = r.v.Item, r.v.Version, true
 	} else if s.vb == nil {
-		e.value = r.v.Item
+		value = r.v.Item
 	}
-	if c.ttl > 0 {
-		e.stored = time.Now()
-	}
+	e = c.write(id, value, false, nil)
+	e.version, e.versionKnown = version, known
 }
 
 // resolve settles a conflict per Config.Conflict. Every resolution is
@@ -456,10 +467,12 @@ func (s *Store[T, ID]) resolve(ctx context.Context, o *op, pc pendingChange[T, I
 	}
 	r, err := s.pushChange(ctx, o, pc, expect)
 	if err != nil {
-		s.failed(pc.id, err)
 		// A second conflict means the remote moved again: retry the whole
 		// resolution on the next attempt.
-		return false, errors.Is(err, ErrConflict) || s.retryable(err), err
+		conflict := errors.Is(err, ErrConflict)
+		retry, err = s.retryable(err)
+		s.failed(pc.id, err)
+		return false, conflict || retry, err
 	}
 	if res.kind == resolveMerged {
 		c := s.cache

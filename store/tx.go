@@ -219,20 +219,22 @@ func (s *Store[T, ID]) applyTx(ctx context.Context, chs []change[T, ID], o *op, 
 	if err != nil {
 		clear(res)
 	}
-	return err
+	return backendErr(OpTransaction, err)
 }
 
-// compensate undoes the first len(done) changes, newest first, by writing
-// back the originals read before them, and returns the *TxError for the
-// failure cause at index at.
-func (s *Store[T, ID]) compensate(ctx context.Context, done []change[T, ID], originals []Versioned[T], absent []bool, o *op, at, total int, cause error) error {
+// compensate undoes the applied changes done, newest first, by writing
+// back the originals read before them (recording each undo in comp), and
+// returns the *TxError for the failure cause at index at.
+func (s *Store[T, ID]) compensate(ctx context.Context, done []change[T, ID], comp *compensation[T], o *op, at, total int, cause error) error {
 	// The caller's context may be what failed; the undo must still run.
 	uctx := context.WithoutCancel(ctx)
+	comp.undone = make([]applied[T], len(done))
+	comp.failed = make([]bool, len(done))
 	var errs []error
 	for j := len(done) - 1; j >= 0; j-- {
-		undo := change[T, ID]{id: done[j].id, value: originals[j].Item, deleted: absent[j]}
-		var r applied[T]
-		if err := s.applyOne(uctx, undo, o, &r); err != nil {
+		undo := change[T, ID]{id: done[j].id, value: comp.originals[j].Item, deleted: comp.absent[j]}
+		if err := s.applyOne(uctx, undo, o, &comp.undone[j]); err != nil {
+			comp.failed[j] = true
 			errs = append(errs, fmt.Errorf("undoing write %d (id %v): %w", j+1, undo.id, err))
 		}
 	}

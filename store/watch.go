@@ -38,6 +38,11 @@ func (ws *watchers[T, ID]) notify(id ID, v T, deleted bool, order uint64) {
 	}
 }
 
+// watching reports whether anyone watches id (a WatchAll watches all).
+func (ws *watchers[T, ID]) watching(id ID) bool {
+	return len(ws.all) > 0 || len(ws.byID[id]) > 0
+}
+
 func (ws *watchers[T, ID]) add(w *watcher[T, ID]) {
 	ws.n++
 	if w.all {

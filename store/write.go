@@ -2,7 +2,6 @@ package store
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 )
@@ -162,106 +161,134 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 		return out, n, nil
 	}
 
-	// Network policies. Cache-and-network writes the cache first (undone
-	// below for what the backend did not take); network-first after.
+	// Network policies. Cache-and-network shows each write in the cache
+	// before its backend call (claimOptimistic: the entry is busy until
+	// the write settles); network-first only after it.
 	optimistic := wo.policy == WriteCacheAndNetwork
-	snaps := make([]snapshot[T, ID], len(chs))
-	seqs := make([]uint64, len(chs))
+	claims, at := claimsFor(chs)
 	if optimistic {
-		// An ID twice in a batch rolls back to its state before the batch,
-		// not to the batch's own first write.
-		var first map[ID]int
-		if len(chs) > 1 {
-			first = make(map[ID]int, len(chs))
-		}
 		c.mu.Lock()
 		for i, ch := range chs {
-			e := c.m[ch.id]
-			if j, dup := first[ch.id]; dup {
-				snaps[i] = snaps[j]
-			} else {
-				if first != nil {
-					first[ch.id] = i
-				}
-				if e != nil {
-					snaps[i].take(e)
-				}
+			e := c.claimOptimistic(&claims[at[i]], ch, wo.tags)
+			if !ch.deleted {
+				written = append(written, idTags[ID]{ch.id, e.tags})
 			}
-			if e != nil {
-				c.unqueue(e)
-			}
-			if ch.deleted {
-				if e != nil {
-					c.remove(e, true)
-				}
-				seqs[i] = c.seq.Load()
-				continue
-			}
-			e = c.write(ch.id, ch.value, false, wo.tags)
-			e.localOnly, e.versionKnown = false, false
-			seqs[i] = e.modSeq
-			written = append(written, idTags[ID]{ch.id, e.tags})
 		}
 		c.evict(&ev)
 		c.mu.Unlock()
 	}
 
 	startSeq := c.seq.Load()
-	res, done, err := s.apply(ctx, chs, o, compensate)
-	if compensate && err != nil {
-		// Undone in the backend, but a read may have cached a value in
-		// between; and if the undo failed, the backend may hold the tx's
-		// values: the cache drops what it cannot vouch for.
-		var te *TxError
-		undone := errors.As(err, &te) && te.RolledBack
-		c.mu.Lock()
-		for _, ch := range chs[:done] {
-			if e := c.m[ch.id]; e != nil && e.pending == nil && (!undone || e.modSeq > startSeq) {
-				c.remove(e, true)
-			}
-		}
-		c.mu.Unlock()
+	var comp *compensation[T]
+	if compensate {
+		comp = &compensation[T]{}
+	}
+	res, done, err := s.apply(ctx, chs, o, comp)
+	if comp != nil && err != nil && done > 0 {
+		s.compensated(chs[:done], comp, startSeq)
 		done = 0
 	}
 
+	// The backend holds the last change of an ID that it took (a batch may
+	// name an ID twice and fail on the second); an ID it took nothing of
+	// rolls back.
+	lastOK := make([]int, len(claims))
+	for k := range lastOK {
+		lastOK[k] = -1
+	}
 	n := 0
+	for i := range done {
+		lastOK[at[i]] = i
+		out[i] = res[i].v
+		if !chs[i].deleted || res[i].existed {
+			n++
+		}
+	}
+	var refresh []ID
 	c.mu.Lock()
-	for i, ch := range chs {
-		if i >= done {
-			if optimistic && c.restore(ch.id, snaps[i], seqs[i], &ev) && snaps[i].present {
-				written = append(written, idTags[ID]{ch.id, snaps[i].tags})
+	for k := range claims {
+		cl := &claims[k]
+		if j := lastOK[k]; j >= 0 {
+			if e := c.settle(cl.id, chs[j], res[j], wo.tags); e != nil && !optimistic {
+				written = append(written, idTags[ID]{cl.id, e.tags})
 			}
 			continue
 		}
-		r := res[i]
-		out[i] = r.v
-		if ch.deleted {
-			if r.existed {
-				n++
-			}
-			if e := c.m[ch.id]; e != nil && (!optimistic || e.modSeq != seqs[i]) {
-				c.unqueue(e)
-				c.remove(e, true)
-			}
-			continue
-		}
-		n++
-		e := c.m[ch.id]
-		if optimistic && (e == nil || e.modSeq != seqs[i]) {
-			continue // changed since by a read of the backend's newer value
-		}
-		if e != nil {
-			c.unqueue(e)
-		}
-		e = c.write(ch.id, r.v.Item, false, wo.tags)
-		e.localOnly, e.version, e.versionKnown = false, r.v.Version, r.known
 		if !optimistic {
-			written = append(written, idTags[ID]{ch.id, e.tags})
+			c.unverify(cl.id)
+			continue
+		}
+		wrote, again := c.rollback(cl, &ev)
+		if wrote && cl.snap.present {
+			written = append(written, idTags[ID]{cl.id, cl.snap.tags})
+		}
+		if again {
+			refresh = append(refresh, cl.id)
 		}
 	}
 	c.evict(&ev)
 	c.mu.Unlock()
+	for _, id := range refresh {
+		s.refresh.schedule(o, refreshKey[ID]{id: id})
+	}
 	return out, n, err
+}
+
+// claimsFor returns one claim per distinct ID of chs, in the order the IDs
+// first appear, and for each change the index of its ID's claim.
+func claimsFor[T any, ID comparable](chs []change[T, ID]) ([]claim[T, ID], []int) {
+	at := make([]int, len(chs))
+	if len(chs) == 1 {
+		return []claim[T, ID]{{id: chs[0].id}}, at
+	}
+	claims := make([]claim[T, ID], 0, len(chs))
+	index := make(map[ID]int, len(chs))
+	for i, ch := range chs {
+		k, ok := index[ch.id]
+		if !ok {
+			k = len(claims)
+			index[ch.id] = k
+			claims = append(claims, claim[T, ID]{id: ch.id})
+		}
+		at[i] = k
+	}
+	return claims, at
+}
+
+// compensated fixes the cache after a transaction's applied writes were
+// undone by compensating writes (or failed to be). The backend holds the
+// original items again, at new versions: cached entries and pending changes
+// based on an original's version move to the compensation's, so that a
+// later conditional push does not conflict with the store's own undo. An
+// entry a read filled during the transaction (it may hold the
+// transaction's value), or whose undo failed, is dropped.
+func (s *Store[T, ID]) compensated(done []change[T, ID], comp *compensation[T], startSeq uint64) {
+	c := s.cache
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.complete = false
+	for j, ch := range done {
+		e := c.m[ch.id]
+		if e == nil {
+			continue
+		}
+		if comp.failed[j] || e.modSeq > startSeq && !e.local() {
+			if !e.local() {
+				c.remove(e, true)
+			}
+			continue
+		}
+		u, orig := comp.undone[j], comp.originals[j].Version
+		if !u.known || comp.absent[j] {
+			continue
+		}
+		if e.versionKnown && e.version == orig {
+			e.version = u.v.Version
+		}
+		if pc := e.pending; pc != nil && pc.baseKnown && pc.base == orig {
+			pc.base = u.v.Version
+		}
+	}
 }
 
 // applied is the backend's answer to one change.
@@ -271,39 +298,48 @@ type applied[T any] struct {
 	existed bool // for deletes
 }
 
+// compensation records what a transaction without a backend transaction
+// needs to undo a half-applied commit: the originals read before each
+// write, and what the undo writes did.
+type compensation[T any] struct {
+	originals []Versioned[T]
+	absent    []bool       // the original did not exist
+	undone    []applied[T] // the undo of each applied write; nil until an undo ran
+	failed    []bool       // that undo failed
+}
+
 // apply writes changes to the backend: in one backend transaction when the
 // backend has them (all or nothing: done is 0 or len(chs)), else one by one,
-// stopping at the first failure (done changes took effect). With compensate,
-// a one-by-one failure undoes what was applied by writing back the values
-// read before each write, and the error is a *TxError saying so.
-func (s *Store[T, ID]) apply(ctx context.Context, chs []change[T, ID], o *op, compensate bool) (res []applied[T], done int, err error) {
+// stopping at the first failure (done changes took effect). With comp (a
+// transaction), a one-by-one failure undoes what was applied by writing
+// back the values read before each write, and the error is a *TxError
+// saying so.
+func (s *Store[T, ID]) apply(ctx context.Context, chs []change[T, ID], o *op, comp *compensation[T]) (res []applied[T], done int, err error) {
 	res = make([]applied[T], len(chs))
-	if s.txb != nil && (len(chs) > 1 || compensate) {
+	if s.txb != nil && (len(chs) > 1 || comp != nil) {
 		err := s.applyTx(ctx, chs, o, res)
 		if err != nil {
-			if compensate {
+			if comp != nil {
 				err = &TxError{Err: err, Total: len(chs), Atomic: true, RolledBack: true}
 			}
 			return res, 0, err
 		}
 		return res, len(chs), nil
 	}
-	var originals []Versioned[T]
-	var absent []bool
 	for i, ch := range chs {
-		if compensate {
+		if comp != nil {
 			v, _, gerr := s.backendCall(ctx, o, OpGet, func(ctx context.Context) (Versioned[T], bool, error) {
 				return s.backendGet(ctx, ch.id)
 			})
 			if gerr != nil && !isNotFound(gerr) {
-				return res, i, s.compensate(ctx, chs[:i], originals, absent, o, i, len(chs), gerr)
+				return res, i, s.compensate(ctx, chs[:i], comp, o, i, len(chs), gerr)
 			}
-			originals = append(originals, v)
-			absent = append(absent, gerr != nil)
+			comp.originals = append(comp.originals, v)
+			comp.absent = append(comp.absent, gerr != nil)
 		}
 		if err := s.applyOne(ctx, ch, o, &res[i]); err != nil {
-			if compensate {
-				return res, i, s.compensate(ctx, chs[:i], originals, absent, o, i, len(chs), err)
+			if comp != nil {
+				return res, i, s.compensate(ctx, chs[:i], comp, o, i, len(chs), err)
 			}
 			return res, i, err
 		}
@@ -336,10 +372,11 @@ func (s *Store[T, ID]) applyOne(ctx context.Context, ch change[T, ID], o *op, r 
 	return err
 }
 
-// backendCall runs one backend call bracketed for the tracer.
+// backendCall runs one backend call bracketed for the tracer; its failure
+// is a *BackendError (see backendErr).
 func (s *Store[T, ID]) backendCall(ctx context.Context, o *op, kind OperationType, f func(context.Context) (Versioned[T], bool, error)) (Versioned[T], bool, error) {
 	bc := o.startBackend(ctx, kind, false)
 	v, known, err := f(bc.ctx)
 	bc.end(err)
-	return v, known, err
+	return v, known, backendErr(kind, err)
 }
