@@ -87,3 +87,87 @@ func TestTypedNilBackendRefused(t *testing.T) {
 		}
 	}
 }
+
+// Backend failures read alike whichever backend failed: the store: prefix,
+// ErrBackend, and the backend's own sentinel; a not-found is the store's
+// own error.
+func TestBackendErrorsReadAlike(t *testing.T) {
+	ctx := context.Background()
+	sb, err := sqlite.Open[User, string](t.TempDir() + "/db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	mb := memory.New[User, string]()
+	for _, b := range []store.Backend[User, string]{mb, sb} {
+		s, err := store.New[User, string](b, store.Config[User, string]{IDOf: userID})
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Get(ctx, "nobody")
+		if !errors.Is(err, store.ErrNotFound) || err.Error() != "store: not found: id nobody" {
+			t.Errorf("%T: not found = %q", b, err)
+		}
+		// A failure: the memory backend injected, SQLite closed under the
+		// store.
+		if b == mb {
+			mb.SetUnavailable(true)
+		} else if err := sb.Close(); err != nil {
+			t.Fatal(err)
+		}
+		_, err = s.Save(ctx, User{ID: "u1"})
+		var be *store.BackendError
+		if !errors.Is(err, store.ErrBackend) || !errors.As(err, &be) || be.Op != store.OpSave ||
+			!strings.HasPrefix(err.Error(), "store: backend save: ") || strings.Contains(err.Error(), "store: store:") {
+			t.Errorf("%T: failure = %q, want a *BackendError for save", b, err)
+		}
+		_ = s.Close(ctx)
+	}
+}
+
+// appliedThenFailed is a backend whose next save reaches the backend and
+// then fails, as a timeout after the commit does.
+type appliedThenFailed struct {
+	*memory.Backend[User, string]
+	fail bool
+}
+
+func (b *appliedThenFailed) SaveVersioned(ctx context.Context, id string, u User, expect uint64) (store.Versioned[User], error) {
+	v, err := b.Backend.SaveVersioned(ctx, id, u, expect)
+	if b.fail {
+		b.fail = false
+		return store.Versioned[User]{}, context.DeadlineExceeded
+	}
+	return v, err
+}
+
+// A write-through that failed may still have reached the backend: the
+// cache does not go on serving the value before it.
+func TestAmbiguousWriteFailureRevalidates(t *testing.T) {
+	ctx := context.Background()
+	for _, p := range []store.WritePolicy{store.WriteCacheAndNetwork, store.WriteNetworkFirst} {
+		t.Run(p.String(), func(t *testing.T) {
+			b := &appliedThenFailed{Backend: memory.New[User, string]()}
+			s, err := store.New[User, string](b, store.Config[User, string]{IDOf: userID, WritePolicy: p})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer s.Close(ctx)
+			if _, err := s.Save(ctx, User{ID: "u1", Name: "v0"}); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.GetAll(ctx); err != nil { // the listing is complete in the cache
+				t.Fatal(err)
+			}
+			b.fail = true
+			if _, err := s.Save(ctx, User{ID: "u1", Name: "v1"}); !errors.Is(err, context.DeadlineExceeded) {
+				t.Fatalf("Save = %v, want the ambiguous failure", err)
+			}
+			if u := mustGet(t, s, "u1"); u.Name != "v1" {
+				t.Errorf("Get = %q, want the backend's v1", u.Name)
+			}
+			if all, _ := s.GetAll(ctx); len(all) != 1 || all[0].Name != "v1" {
+				t.Errorf("GetAll = %+v, want the backend's v1", all)
+			}
+		})
+	}
+}
