@@ -15,7 +15,8 @@
 // Close; their failures go to Config.ErrorHandler.
 //
 // Reads see the store's own unsynced writes: a pending write-behind change
-// wins over the backend's value, for every policy.
+// wins over the backend's value, for every policy. Config.NotFoundTTL makes
+// the store remember not-founds (negative caching).
 //
 // # Cache
 //
@@ -58,7 +59,11 @@
 //
 // All Store methods are safe for concurrent use. Writes of one ID are
 // serialized (cache, backend and write-behind queue change in one order);
-// writes of different IDs run in parallel. Close waits for writes in flight,
-// tries a final Sync, flushes the reporter and stops every goroutine the
-// store started.
+// writes of different IDs run in parallel. While a write of an ID is in
+// flight, no backend read that raced it can fill the cache; an
+// acknowledged write is never silently lost, and with no other writer of
+// the backend every read is linearizable (docs/store.md, "Consistency
+// model", states the guarantees and their exceptions). Close waits for
+// writes in flight, tries a final Sync, flushes the reporter and stops
+// every goroutine the store started.
 package store
