@@ -113,6 +113,7 @@ var (
 	_ store.Binder          = (*Buffered)(nil)
 	_ store.OperationTracer = (*Buffered)(nil)
 	_ store.StatsProvider   = (*Buffered)(nil)
+	_ store.FeedReporter    = (*Buffered)(nil)
 )
 
 // NewBuffered returns a Buffered reporter delivering to delegate. The
@@ -198,6 +199,12 @@ func (b *Buffered) ReportSyncEvent(_ context.Context, m store.SyncMetric) {
 // ReportError buffers m.
 func (b *Buffered) ReportError(_ context.Context, m store.ErrorMetric) {
 	b.c.reportError(b.c.delegate, m)
+}
+
+// ReportFeedEvent buffers m for the delegate, if it records change-feed
+// events.
+func (b *Buffered) ReportFeedEvent(_ context.Context, m store.FeedMetric) {
+	b.c.reportFeed(b.c.delegate, m)
 }
 
 // Flush waits until everything reported before the call was delivered (or
@@ -295,6 +302,12 @@ func (s *bufferedStore) ReportError(_ context.Context, m store.ErrorMetric) {
 	s.c.reportError(s.to, m)
 }
 
+// ReportFeedEvent buffers m for the bound delegate, if it records
+// change-feed events.
+func (s *bufferedStore) ReportFeedEvent(_ context.Context, m store.FeedMetric) {
+	s.c.reportFeed(s.to, m)
+}
+
 // Flush waits for everything reported before it to be delivered, then
 // flushes the bound delegate.
 func (s *bufferedStore) Flush(ctx context.Context) error { return s.c.flush(ctx, s.to) }
@@ -309,6 +322,7 @@ type batch struct {
 	cache []store.CacheMetric
 	syncs []store.SyncMetric
 	errs  []store.ErrorMetric
+	feeds []store.FeedMetric
 }
 
 type entry struct {
@@ -324,7 +338,8 @@ func (b *batch) reset() {
 	clear(b.cache)
 	clear(b.syncs)
 	clear(b.errs)
-	b.order, b.ops, b.cache, b.syncs, b.errs = b.order[:0], b.ops[:0], b.cache[:0], b.syncs[:0], b.errs[:0]
+	clear(b.feeds)
+	b.order, b.ops, b.cache, b.syncs, b.errs, b.feeds = b.order[:0], b.ops[:0], b.cache[:0], b.syncs[:0], b.errs[:0], b.feeds[:0]
 }
 
 // bufCore is the buffer and the flushing goroutine of a Buffered reporter
@@ -405,6 +420,18 @@ func (c *bufCore) reportError(to store.MetricsReporter, m store.ErrorMetric) {
 	c.mu.Lock()
 	if b := c.reserve(to, KindError); b != nil {
 		b.errs = append(b.errs, m)
+		c.added(b)
+	}
+	c.mu.Unlock()
+}
+
+func (c *bufCore) reportFeed(to store.MetricsReporter, m store.FeedMetric) {
+	if _, ok := to.(store.FeedReporter); !ok {
+		return // nothing to deliver it to: neither buffered nor dropped
+	}
+	c.mu.Lock()
+	if b := c.reserve(to, KindFeed); b != nil {
+		b.feeds = append(b.feeds, m)
 		c.added(b)
 	}
 	c.mu.Unlock()
@@ -589,7 +616,7 @@ func (c *bufCore) deliver(b *batch) {
 // containing panics.
 func (c *bufCore) deliverMetrics(b *batch) {
 	ctx := context.Background()
-	var no, nc, ns, ne int
+	var no, nc, ns, ne, nf int
 	for _, e := range b.order {
 		var p any
 		var method string
@@ -606,6 +633,9 @@ func (c *bufCore) deliverMetrics(b *batch) {
 		case KindError:
 			p, method = reportError(e.to, ctx, b.errs[ne]), "ReportError"
 			ne++
+		case KindFeed:
+			p, method = reportFeed(e.to, ctx, b.feeds[nf]), "ReportFeedEvent"
+			nf++
 		}
 		if p != nil {
 			c.panics.Add(1)

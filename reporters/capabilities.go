@@ -14,17 +14,28 @@ import (
 // capabilities present: the interfaces are embedded, so their methods are
 // promoted and the calls go straight to the reporter that has them.
 
+//
+// Change-feed events are the exception: they are rare, so the per-store
+// reporters always take them (feedReporter) and pass them on to whatever
+// behind them records them, if anything.
+
+// feedReporter is a reporter that also takes change-feed events.
+type feedReporter interface {
+	store.MetricsReporter
+	store.FeedReporter
+}
+
 type (
 	withTracer struct {
-		store.MetricsReporter
+		feedReporter
 		store.OperationTracer
 	}
 	withStats struct {
-		store.MetricsReporter
+		feedReporter
 		store.StatsProvider
 	}
 	withTracerStats struct {
-		store.MetricsReporter
+		feedReporter
 		store.OperationTracer
 		store.StatsProvider
 	}
@@ -32,7 +43,7 @@ type (
 
 // withCapabilities returns r, extended with tr and sp where they are not
 // nil.
-func withCapabilities(r store.MetricsReporter, tr store.OperationTracer, sp store.StatsProvider) store.MetricsReporter {
+func withCapabilities(r feedReporter, tr store.OperationTracer, sp store.StatsProvider) store.MetricsReporter {
 	switch {
 	case tr != nil && sp != nil:
 		return &withTracerStats{r, tr, sp}
@@ -53,6 +64,18 @@ func statsOf(bound, unbound store.MetricsReporter) store.StatsProvider {
 	}
 	sp, _ := unbound.(store.StatsProvider)
 	return sp
+}
+
+// reportFeed passes m to r if r records change-feed events, and returns
+// what r panicked with.
+func reportFeed(r store.MetricsReporter, ctx context.Context, m store.FeedMetric) (p any) {
+	fr, ok := r.(store.FeedReporter)
+	if !ok {
+		return nil
+	}
+	defer func() { p = recover() }()
+	fr.ReportFeedEvent(ctx, m)
+	return nil
 }
 
 // forwarder gives the unbound Multi and Buffered values the tracer and

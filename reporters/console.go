@@ -69,6 +69,7 @@ type consoleCore struct {
 var (
 	_ store.MetricsReporter = (*Console)(nil)
 	_ store.Binder          = (*Console)(nil)
+	_ store.FeedReporter    = (*Console)(nil)
 )
 
 // NewConsole returns a Console writing to w. Wrap w with bufio.Writer for
@@ -174,6 +175,9 @@ func (c *Console) ReportCacheEvent(_ context.Context, m store.CacheMetric) {
 		}
 		l.str("]")
 	}
+	if m.Remote {
+		l.note("remote")
+	}
 	l.sampleRate(m.SampleRate)
 	l.endNotes()
 	c.c.write(l)
@@ -212,6 +216,30 @@ func (c *Console) ReportSyncEvent(_ context.Context, m store.SyncMetric) {
 		l.id(m.ItemID)
 		l.err(m.Err)
 	}
+	c.c.write(l)
+}
+
+// ReportFeedEvent writes a line such as "feed changed user-7 (lag 3.1ms,
+// 1 invalidated)", "feed reset (12 invalidated)" or "feed error: ...".
+func (c *Console) ReportFeedEvent(_ context.Context, m store.FeedMetric) {
+	if !c.c.cfg.kinds.has(KindFeed) {
+		return
+	}
+	l := c.begin()
+	l.str("feed ")
+	l.str(m.Event.String())
+	l.id(m.ItemID)
+	if m.Event == store.FeedChanged && m.Lag > 0 {
+		l.note("lag ")
+		l.b = appendDuration(l.b, m.Lag)
+	}
+	if m.Invalidated > 0 {
+		l.note("")
+		l.b = appendInt(l.b, m.Invalidated)
+		l.str(" invalidated")
+	}
+	l.endNotes()
+	l.err(m.Err)
 	c.c.write(l)
 }
 

@@ -14,13 +14,14 @@ const (
 	KindCache                 // store.CacheMetric
 	KindSync                  // store.SyncMetric
 	KindError                 // store.ErrorMetric
+	KindFeed                  // store.FeedMetric (a backend's change feed)
 
 	numKinds
 )
 
-var kindNames = [numKinds]string{"operation", "cache", "sync", "error"}
+var kindNames = [numKinds]string{"operation", "cache", "sync", "error", "feed"}
 
-// String returns "operation", "cache", "sync" or "error".
+// String returns "operation", "cache", "sync", "error" or "feed".
 func (k Kind) String() string {
 	if k < numKinds {
 		return kindNames[k]

@@ -31,6 +31,8 @@ import (
 //     previous one returned) and the end calls run in reverse order, at the
 //     cost of a small allocation per operation for the combined handle.
 //   - Stats and ResetStats come from the first reporter that provides stats.
+//   - Change-feed events (store.FeedReporter) go to every reporter that
+//     records them.
 //
 // The reporter a store binds has exactly the capabilities that its
 // reporters have: a Multi of reporters that do not trace does not make the
@@ -144,6 +146,20 @@ func (f *fanout) ReportError(ctx context.Context, m store.ErrorMetric) {
 	}
 }
 
+// ReportFeedEvent passes m to every reporter that records change-feed
+// events.
+func (f *fanout) ReportFeedEvent(ctx context.Context, m store.FeedMetric) {
+	var p *PanicError
+	for i, r := range f.rs {
+		if v := reportFeed(r, ctx, m); v != nil && p == nil {
+			p = &PanicError{Index: f.pos[i], Value: v}
+		}
+	}
+	if p != nil {
+		panic(p)
+	}
+}
+
 // Flush flushes every reporter and joins their errors.
 func (f *fanout) Flush(ctx context.Context) error {
 	var errs []error
@@ -201,6 +217,7 @@ var (
 	_ store.Binder          = (*multi)(nil)
 	_ store.OperationTracer = (*multi)(nil)
 	_ store.StatsProvider   = (*multi)(nil)
+	_ store.FeedReporter    = (*multi)(nil)
 )
 
 // Bind binds every reporter that is a store.Binder and returns a fan-out

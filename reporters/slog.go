@@ -22,6 +22,8 @@ const (
 	CategorySyncFailed                      // a failed Sync run: Warn
 	CategoryError                           // an error the caller saw: Error
 	CategoryRecoveredError                  // an error the store handled: Warn
+	CategoryFeed                            // a change-feed change or reset: Debug
+	CategoryFeedError                       // the change feed lost its source: Warn
 
 	numCategories
 )
@@ -36,6 +38,8 @@ var defaultLevels = [numCategories]slog.Level{
 	CategorySyncFailed:      slog.LevelWarn,
 	CategoryError:           slog.LevelError,
 	CategoryRecoveredError:  slog.LevelWarn,
+	CategoryFeed:            slog.LevelDebug,
+	CategoryFeedError:       slog.LevelWarn,
 }
 
 // The messages of the records of a Slog reporter; the details are in the
@@ -45,6 +49,7 @@ const (
 	SlogCacheMessage     = "nexus cache event"
 	SlogSyncMessage      = "nexus sync event"
 	SlogErrorMessage     = "nexus error"
+	SlogFeedMessage      = "nexus feed event"
 )
 
 // SlogOption configures a Slog reporter. WithLevel is one; so are the
@@ -84,7 +89,10 @@ func WithLevel(c Category, l slog.Level) SlogOption {
 //	success      bool
 //	items        the item count of an operation, the items synced by a run
 //	cache        "hit" or "miss" (operations), the event (cache events)
-//	event        the sync event
+//	event        the sync event, or the change-feed event
+//	remote       true for a cache invalidation another writer caused
+//	lag          a change-feed change's lag, a time.Duration
+//	invalidated  the cache entries a change-feed event dropped
 //	id           the item ID
 //	tags         the cache entry's tags
 //	error        the error
@@ -107,6 +115,7 @@ type Slog struct {
 var (
 	_ store.MetricsReporter = (*Slog)(nil)
 	_ store.Binder          = (*Slog)(nil)
+	_ store.FeedReporter    = (*Slog)(nil)
 )
 
 // NewSlog returns a Slog logging to logger (nil: slog.Default()).
@@ -183,6 +192,9 @@ func (s *Slog) ReportCacheEvent(ctx context.Context, m store.CacheMetric) {
 	}
 	a := make([]slog.Attr, 0, maxAttrs)
 	a = append(a, slog.String("cache", m.Event.String()))
+	if m.Remote {
+		a = append(a, slog.Bool("remote", true))
+	}
 	a = withID(a, m.ItemID)
 	if len(m.Tags) > 0 {
 		a = append(a, slog.Any("tags", m.Tags))
@@ -244,6 +256,31 @@ func (s *Slog) ReportError(ctx context.Context, m store.ErrorMetric) {
 	if len(m.Stack) > 0 {
 		a = append(a, slog.String("stack", string(m.Stack)))
 	}
+	s.handle(ctx, r, a)
+}
+
+// ReportFeedEvent logs a change-feed event at CategoryFeed's level, or
+// CategoryFeedError's for an error.
+func (s *Slog) ReportFeedEvent(ctx context.Context, m store.FeedMetric) {
+	if !s.cfg.kinds.has(KindFeed) {
+		return
+	}
+	c := CategoryFeed
+	if m.Event == store.FeedError {
+		c = CategoryFeedError
+	}
+	r, ok := s.record(ctx, c, m.Timestamp, SlogFeedMessage)
+	if !ok {
+		return
+	}
+	a := make([]slog.Attr, 0, maxAttrs)
+	a = append(a, slog.String("event", m.Event.String()))
+	if m.Event == store.FeedChanged {
+		a = append(a, slog.Duration("lag", m.Lag))
+	}
+	a = append(a, slog.Int("invalidated", m.Invalidated))
+	a = withID(a, m.ItemID)
+	a = withErr(a, m.Err)
 	s.handle(ctx, r, a)
 }
 

@@ -1,6 +1,7 @@
 package store
 
 import (
+	"hash/maphash"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -89,21 +90,31 @@ type cache[T any, ID comparable] struct {
 	// seq counts changes; a backend read remembers it when it starts and
 	// fills only entries nobody changed since (see fill).
 	seq atomic.Uint64
-	// dropSeq is seq at the last delete or invalidation: a read that started
-	// before it must not resurrect what it dropped.
+	// dropSeq is seq at the last delete or invalidation of any entry (a
+	// listing that started before it must not mark the cache complete), and
+	// drops the same per bucket of IDs (a read of an ID that started before
+	// its bucket's last drop must not resurrect what was dropped; a write
+	// that started before it settles unverified). Buckets, not IDs, so that
+	// it takes no memory per ID; a collision only costs a refused fill.
 	dropSeq uint64
+	drops   [64]uint64
+	seed    maphash.Seed
 	order   uint64
 	busy    int // entries with a write-through in flight
 
 	complete   bool // the entries are the whole backend listing
 	completeAt time.Time
+	// feedDown: the backend's change feed is not (yet, or no longer)
+	// delivering every change, so entries that are not local read as stale.
+	feedDown atomic.Bool
 
 	pending  pendingQueue[T, ID]
 	watchers watchers[T, ID]
 }
 
 func newCache[T any, ID comparable](ttl, negTTL time.Duration, maxSize int) *cache[T, ID] {
-	c := &cache[T, ID]{ttl: ttl, negTTL: negTTL, maxSize: maxSize, m: make(map[ID]*entry[T, ID]), tags: make(map[string]map[ID]struct{})}
+	c := &cache[T, ID]{ttl: ttl, negTTL: negTTL, maxSize: maxSize, m: make(map[ID]*entry[T, ID]),
+		tags: make(map[string]map[ID]struct{}), seed: maphash.MakeSeed()}
 	c.head.prev, c.head.next = &c.head, &c.head
 	c.pending.init()
 	return c
@@ -131,7 +142,7 @@ func (c *cache[T, ID]) get(id ID) (l lookup[T]) {
 
 func (c *cache[T, ID]) read(e *entry[T, ID], l *lookup[T]) {
 	l.value, l.deleted, l.state = e.value, e.deleted, stateFresh
-	if c.ttl == 0 && !e.absent && !e.unverified {
+	if c.ttl == 0 && !e.absent && !e.unverified && !c.feedDown.Load() {
 		return // the default configuration: nothing goes stale
 	}
 	// Local and cache-only entries have no backend copy to refresh from:
@@ -147,7 +158,7 @@ func (c *cache[T, ID]) read(e *entry[T, ID], l *lookup[T]) {
 	case ttl > 0 && time.Since(e.stored) > ttl:
 		l.state = stateStale
 		l.firstExpiry = e.expired.CompareAndSwap(false, true)
-	case e.unverified:
+	case e.unverified || c.feedDown.Load():
 		l.state = stateStale
 	}
 }
@@ -204,6 +215,34 @@ func (c *cache[T, ID]) write(id ID, v T, deleted bool, tags []string) *entry[T, 
 	return e
 }
 
+// dropped records that what the cache knew of id was dropped (a delete, an
+// invalidation, a change another writer made) and returns the drop's seq.
+// Callers hold c.mu.
+func (c *cache[T, ID]) dropped(id ID) uint64 {
+	seq := c.nextSeq()
+	c.dropSeq = seq
+	c.drops[c.bucket(id)] = seq
+	return seq
+}
+
+// droppedAll records that everything the cache knew was dropped.
+func (c *cache[T, ID]) droppedAll() {
+	seq := c.nextSeq()
+	c.dropSeq = seq
+	for i := range c.drops {
+		c.drops[i] = seq
+	}
+}
+
+func (c *cache[T, ID]) bucket(id ID) uint64 {
+	return maphash.Comparable(c.seed, id) % uint64(len(c.drops))
+}
+
+// droppedSince reports whether id was dropped after seq.
+func (c *cache[T, ID]) droppedSince(id ID, seq uint64) bool {
+	return c.drops[c.bucket(id)] > seq
+}
+
 // remove drops id's entry (not its pending change: callers decide).
 func (c *cache[T, ID]) remove(e *entry[T, ID], notify bool) {
 	delete(c.m, e.id)
@@ -212,7 +251,7 @@ func (c *cache[T, ID]) remove(e *entry[T, ID], notify bool) {
 		e.prev, e.next = nil, nil
 	}
 	c.setTags(e, nil)
-	c.dropSeq = c.nextSeq()
+	c.dropped(e.id)
 	if notify {
 		var zero T
 		c.watchers.notify(e.id, zero, true, e.order)
@@ -280,9 +319,9 @@ func (c *cache[T, ID]) evict(ev *[]idTags[ID]) {
 // store its answer for id: the entry is not local and nobody changed it
 // since, or, absent, nothing was dropped since (the read may have seen what
 // a delete or an invalidation removed).
-func (c *cache[T, ID]) fillable(e *entry[T, ID], startSeq uint64) bool {
+func (c *cache[T, ID]) fillable(id ID, e *entry[T, ID], startSeq uint64) bool {
 	if e == nil {
-		return c.dropSeq <= startSeq
+		return !c.droppedSince(id, startSeq)
 	}
 	return !e.local() && e.modSeq <= startSeq
 }
@@ -291,7 +330,7 @@ func (c *cache[T, ID]) fillable(e *entry[T, ID], startSeq uint64) bool {
 // fillable. It reports whether it wrote.
 func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq uint64, ev *[]idTags[ID]) (*entry[T, ID], bool) {
 	e := c.m[id]
-	if !c.fillable(e, startSeq) {
+	if !c.fillable(id, e, startSeq) {
 		return e, false
 	}
 	e = c.write(id, v.Item, false, nil)
@@ -306,7 +345,7 @@ func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq u
 // by a negative entry. It reports whether the cache changed.
 func (c *cache[T, ID]) fillAbsent(id ID, startSeq uint64, ev *[]idTags[ID]) bool {
 	e := c.m[id]
-	if !c.fillable(e, startSeq) || (e != nil && e.localOnly) {
+	if !c.fillable(id, e, startSeq) || (e != nil && e.localOnly) {
 		return false
 	}
 	if c.negTTL == 0 {
@@ -372,10 +411,12 @@ func (c *cache[T, ID]) claimOptimistic(cl *claim[T, ID], ch change[T, ID], tags 
 }
 
 // settle records what the backend holds for id after a write-through that
-// it took: the value it returned (or the delete). The entry's pending
-// change, superseded, is dropped. notifyDelete says whether watchers still
-// need to hear of a delete. Callers hold c.mu.
-func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string) *entry[T, ID] {
+// it took, which started at startSeq: the value it returned (or the
+// delete). The entry's pending change, superseded, is dropped. If id was
+// dropped meanwhile (an invalidation, another writer's change heard through
+// a change feed), the backend may hold something newer: the value is kept
+// but unverified. Callers hold c.mu.
+func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64) *entry[T, ID] {
 	e := c.m[id]
 	c.release(e)
 	if ch.deleted {
@@ -390,6 +431,7 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 	c.unqueue(e)
 	e = c.write(id, r.v.Item, false, tags)
 	e.localOnly, e.version, e.versionKnown = false, r.v.Version, r.known
+	e.unverified = c.droppedSince(id, startSeq)
 	return e
 }
 
@@ -464,7 +506,7 @@ func (c *cache[T, ID]) listState() (complete, fresh bool) {
 // listFresh reports whether the complete listing is within its TTL.
 // Callers hold c.mu.
 func (c *cache[T, ID]) listFresh() bool {
-	return c.complete && (c.ttl == 0 || time.Since(c.completeAt) <= c.ttl)
+	return c.complete && !c.feedDown.Load() && (c.ttl == 0 || time.Since(c.completeAt) <= c.ttl)
 }
 
 // listing returns the cached items that match q, in listing order, and
@@ -598,7 +640,7 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 				c.remove(e, true)
 			}
 		}
-		if !interfered && len(*ev) == evictedBefore {
+		if !interfered && len(*ev) == evictedBefore && !c.feedDown.Load() {
 			c.complete, c.completeAt = true, time.Now()
 			for _, v := range items {
 				if e := c.m[idOf(v.Item)]; e != nil {
@@ -633,6 +675,7 @@ func (c *cache[T, ID]) invalidate(pick func(yield func(*entry[T, ID]) bool)) []i
 		switch {
 		case e.busy:
 			e.invalidated = true
+			c.dropped(e.id)
 		case e.pending == nil:
 			out = append(out, idTags[ID]{e.id, e.tags})
 			c.remove(e, false)

@@ -1,6 +1,10 @@
 package store
 
-import "time"
+import (
+	"context"
+	"fmt"
+	"time"
+)
 
 // BackendInfo describes a backend for telemetry, in the terms of
 // OpenTelemetry's database semantic conventions. A backend offers it through
@@ -49,12 +53,20 @@ const (
 	FeedError
 )
 
+var feedEventNames = [...]string{"changed", "reset", "error"}
+
+// String returns "changed", "reset" or "error".
+func (k FeedEventKind) String() string { return enumName(feedEventNames[:], k, "FeedEventKind") }
+
 // FeedEvent is one event of a ChangeFeed.
 type FeedEvent[ID comparable] struct {
 	Kind FeedEventKind
 	// ID, Deleted and Version describe a FeedChanged event: the item, whether
 	// it was deleted, and its version after the change (0 when the backend
-	// has no versions; for a delete, the version it had, or 0).
+	// has no versions; for a delete, the version it had, which the store
+	// does not compare). A feed's versions of one ID increase with every
+	// save: the store ignores a save no newer than what it caches (its own
+	// writes come back through the feed).
 	ID      ID
 	Deleted bool
 	Version uint64
@@ -79,4 +91,135 @@ type ChangeFeed[ID comparable] interface {
 	// block for long. stop ends the subscription and returns once fn will
 	// not be called again; it is idempotent.
 	Subscribe(fn func(FeedEvent[ID])) (stop func(), err error)
+}
+
+// subscribeFeed subscribes the store to its backend's change feed. Until
+// the feed's first FeedReset, and from a FeedError to the next reset, the
+// store does not trust its cache: reads that would be answered from it ask
+// the backend (entries read as stale), since another writer's change may
+// go unheard.
+func (s *Store[T, ID]) subscribeFeed(cf ChangeFeed[ID]) error {
+	s.cache.feedDown.Store(true)
+	stop, err := cf.Subscribe(s.onFeed)
+	if err != nil {
+		return fmt.Errorf("store: subscribing to the backend's change feed: %w", err)
+	}
+	s.stopFeed = stop
+	return nil
+}
+
+// onFeed applies one change-feed event; it runs on the feed's goroutine.
+func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
+	ctx := context.Background()
+	m := FeedMetric{Event: ev.Kind, Err: ev.Err}
+	var dropped []idTags[ID]
+	var refresh []refreshKey[ID]
+	switch ev.Kind {
+	case FeedReset:
+		dropped, refresh = s.cache.feedReset()
+	case FeedError:
+		s.cache.feedLost()
+		err := fmt.Errorf("store: change feed: %w", ev.Err)
+		m.Err = err
+		s.tel.handleError(err)
+	case FeedChanged:
+		var watched bool
+		var e *idTags[ID]
+		e, watched = s.cache.feedChanged(ev)
+		if e != nil {
+			dropped = append(dropped, *e)
+		}
+		if watched && !ev.Deleted {
+			refresh = append(refresh, refreshKey[ID]{id: ev.ID})
+		}
+		m.ItemID = s.boxID(ev.ID)
+		if !ev.Committed.IsZero() {
+			m.Lag = max(time.Since(ev.Committed), 0)
+		}
+	default:
+		return
+	}
+	m.Invalidated = len(dropped)
+	for _, key := range refresh {
+		s.refresh.schedule(nil, key)
+	}
+	if !s.tel.on {
+		return
+	}
+	now := s.tel.now()
+	for _, d := range dropped {
+		s.tel.reportCache(ctx, CacheMetric{Event: CacheInvalidation, Remote: true, ItemID: s.boxID(d.id), Tags: d.tags, SampleRate: 1, Timestamp: now})
+	}
+	if s.tel.feed != nil {
+		m.Timestamp = now
+		s.tel.reportFeed(ctx, m)
+	}
+}
+
+// feedChanged applies another writer's change of ev.ID: the cached entry
+// is dropped (its watchers refresh), unless it is already as new (the
+// store's own write coming back) or holds a local write (a write-through
+// in flight then settles unverified; a pending change meets the conflict
+// when it is pushed). A racing backend read cannot fill the old value
+// after it. It returns the dropped entry, if any, and whether anyone
+// watches the ID.
+func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watched bool) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	id := ev.ID
+	watched = c.watchers.watching(id)
+	e := c.m[id]
+	switch {
+	case e != nil && !e.local() && !ev.Deleted && ev.Version != 0 && e.versionKnown && e.version >= ev.Version:
+		return nil, false // the cache is as new already
+	case e != nil && e.local():
+		c.dropped(id)
+		e.invalidated = e.invalidated || e.busy
+		watched = false // the local write is what watchers see
+	case e == nil:
+		c.dropped(id)
+		if e == nil && ev.Deleted && watched {
+			var zero T
+			c.watchers.notify(id, zero, true, 0)
+		}
+	default:
+		dropped = &idTags[ID]{id, e.tags}
+		c.remove(e, ev.Deleted)
+	}
+	if !ev.Deleted {
+		c.complete = false // the cache lacks the new value: it is no whole listing
+	}
+	return dropped, watched
+}
+
+// feedReset drops every entry but the local ones (an in-flight write is
+// marked and settles unverified), trusts the cache again, and returns the
+// dropped entries and the refreshes their watchers need.
+func (c *cache[T, ID]) feedReset() (dropped []idTags[ID], refresh []refreshKey[ID]) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.droppedAll()
+	c.complete = false
+	for _, e := range c.m {
+		switch {
+		case e.busy:
+			e.invalidated = true
+		case e.pending == nil:
+			dropped = append(dropped, idTags[ID]{e.id, e.tags})
+			if c.watchers.watching(e.id) {
+				refresh = append(refresh, refreshKey[ID]{id: e.id})
+			}
+			c.remove(e, false)
+		}
+	}
+	c.feedDown.Store(false)
+	return dropped, refresh
+}
+
+// feedLost stops trusting the cache until the feed's next reset.
+func (c *cache[T, ID]) feedLost() {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.feedDown.Store(true)
+	c.complete = false
 }

@@ -18,6 +18,7 @@ type telemetry struct {
 	rep       MetricsReporter
 	tracer    OperationTracer // nil unless the reporter implements it
 	stats     StatsProvider   // nil unless the reporter implements it
+	feed      FeedReporter    // nil unless the reporter implements it
 	wantIDs   bool
 	rate      float64
 	all       bool   // rate 1: every operation is reported
@@ -63,6 +64,7 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend Back
 		t.release = bd.Release
 	}
 	t.tracer, _ = t.rep.(OperationTracer)
+	t.feed, _ = t.rep.(FeedReporter)
 	if sp, ok := t.rep.(StatsProvider); ok {
 		t.stats = sp
 	} else if sp, ok := r.(StatsProvider); ok {
@@ -116,6 +118,19 @@ func (t *telemetry) reportSync(ctx context.Context, m SyncMetric) {
 func (t *telemetry) reportError(ctx context.Context, m ErrorMetric) {
 	defer t.recoverReporter("ReportError")
 	t.rep.ReportError(ctx, m)
+}
+
+func (t *telemetry) reportFeed(ctx context.Context, m FeedMetric) {
+	defer t.recoverReporter("ReportFeedEvent")
+	t.feed.ReportFeedEvent(ctx, m)
+}
+
+// releaseBinding calls the Binding's Release, once.
+func (t *telemetry) releaseBinding() {
+	if r := t.release; r != nil {
+		t.release = nil
+		t.guard("Release", r)
+	}
 }
 
 func (t *telemetry) flush(ctx context.Context) (err error) {

@@ -42,6 +42,8 @@ type Store[T any, ID comparable] struct {
 
 	syncMu  sync.Mutex // one Sync run at a time
 	syncing atomic.Bool
+
+	stopFeed func() // ends the change-feed subscription; nil without one
 }
 
 // New returns a store over backend. A bad cfg is an error naming the field
@@ -79,6 +81,13 @@ func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Stor
 	}
 	s.tel = newTelemetry(cfg.MetricsReporter, cfg.Metrics, cfg.Name, info, cfg.ErrorHandler, s.Live)
 	s.refresh = newRefresher(s, cfg.RefreshWorkers)
+	if cf, ok := backend.(ChangeFeed[ID]); ok {
+		if err := s.subscribeFeed(cf); err != nil {
+			s.cancelBg()
+			s.tel.releaseBinding()
+			return nil, err
+		}
+	}
 	if cfg.SyncInterval > 0 {
 		s.bgDone.Add(1)
 		go s.syncLoop(cfg.SyncInterval)
@@ -203,11 +212,16 @@ func (s *Store[T, ID]) background(ctx context.Context, err error, kind Operation
 	s.tel.handleError(err)
 }
 
-// Invalidate drops id's cache entry, unless it holds an unsynced change.
+// Invalidate drops id's cache entry, unless it holds an unsynced change: a
+// read that starts after Invalidate returns asks the backend (or is
+// answered by the unsynced change), and a backend read already in flight
+// does not fill the entry again.
 func (s *Store[T, ID]) Invalidate(id ID) {
 	ev := s.cache.invalidate(func(yield func(*entry[T, ID]) bool) {
 		if e := s.cache.m[id]; e != nil {
 			yield(e)
+		} else {
+			s.cache.dropped(id) // a read in flight must not fill what it read before
 		}
 	})
 	s.reportEvicted(context.Background(), CacheInvalidation, ev)
@@ -236,6 +250,7 @@ func (s *Store[T, ID]) InvalidateTags(tags ...string) {
 // changes.
 func (s *Store[T, ID]) InvalidateAll() {
 	ev := s.cache.invalidate(func(yield func(*entry[T, ID]) bool) {
+		s.cache.droppedAll()
 		for _, e := range s.cache.m {
 			yield(e)
 		}
@@ -265,6 +280,9 @@ func (s *Store[T, ID]) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("store: close: waiting for writes in flight: %w", ctx.Err()))
 	}
 	s.cancelBg()
+	if s.stopFeed != nil {
+		s.stopFeed()
+	}
 	s.bgDone.Wait()
 	s.refresh.wait()
 
@@ -279,9 +297,7 @@ func (s *Store[T, ID]) Close(ctx context.Context) error {
 	if err := s.tel.flush(ctx); err != nil {
 		errs = append(errs, fmt.Errorf("store: close: flushing the metrics reporter: %w", err))
 	}
-	if s.tel.release != nil {
-		s.tel.guard("Release", s.tel.release)
-	}
+	s.tel.releaseBinding()
 	return errors.Join(errs...)
 }
 

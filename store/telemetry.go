@@ -101,6 +101,30 @@ type LiveStats struct {
 	ReporterPanics uint64    // reporter calls that panicked since the store was created
 }
 
+// FeedReporter is implemented by reporters that record the events of a
+// backend's ChangeFeed as the store applies them (the lag of each change,
+// resets, errors). The store finds it by type assertion on the bound
+// reporter; wrappers (reporters.Multi, reporters.Buffered) forward it.
+type FeedReporter interface {
+	ReportFeedEvent(ctx context.Context, m FeedMetric)
+}
+
+// FeedMetric describes one change-feed event, as the store applied it.
+type FeedMetric struct {
+	Event FeedEventKind
+	// Lag is, for a FeedChanged event, how long after its commit (by the
+	// backend's clock) the store applied it (by the local clock); 0 when
+	// the feed gives no commit time. Clocks apart make it inexact.
+	Lag time.Duration
+	// Invalidated counts the cached entries the event dropped.
+	Invalidated int
+	// ItemID is the changed item's ID, for reporters that asked for IDs.
+	ItemID any
+	// Err is the failure of a FeedError event.
+	Err       error
+	Timestamp time.Time
+}
+
 // OperationTracer is implemented by reporters that bracket operations and
 // backend calls, e.g. with trace spans. The store calls StartOperation before
 // the work and EndOperation after it, always in pairs, even when the
@@ -315,6 +339,10 @@ type OperationMetric struct {
 // CacheMetric describes one cache event.
 type CacheMetric struct {
 	Event CacheEvent
+	// Remote is set for an invalidation caused by another writer's change,
+	// heard through the backend's ChangeFeed (false: this store's own
+	// Invalidate calls and writes).
+	Remote bool
 	// ItemID is the entry's ID, set only for reporters that asked for IDs at
 	// Bind; nil otherwise (and for a GetAll hit or miss).
 	ItemID any

@@ -209,7 +209,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	for k := range claims {
 		cl := &claims[k]
 		if j := lastOK[k]; j >= 0 {
-			if e := c.settle(cl.id, chs[j], res[j], wo.tags); e != nil && !optimistic {
+			if e := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq); e != nil && !optimistic {
 				written = append(written, idTags[ID]{cl.id, e.tags})
 			}
 			continue

@@ -19,6 +19,7 @@ const (
 	KindCache
 	KindSync
 	KindError
+	KindFeed
 )
 
 func (k Kind) String() string {
@@ -31,6 +32,8 @@ func (k Kind) String() string {
 		return "sync"
 	case KindError:
 		return "error"
+	case KindFeed:
+		return "feed"
 	}
 	return fmt.Sprintf("Kind(%d)", uint8(k))
 }
@@ -42,6 +45,7 @@ type Event struct {
 	Cache     store.CacheMetric
 	Sync      store.SyncMetric
 	Error     store.ErrorMetric
+	Feed      store.FeedMetric
 }
 
 // String renders the event compactly, without durations or timestamps, for
@@ -51,6 +55,7 @@ type Event struct {
 //	cache:write                      a cache event
 //	sync:completed n=3               a sync event (items synced for completed/failed)
 //	error:save                       an error metric (":recovered" when Recoverable)
+//	feed:changed                     a change-feed event
 func (e Event) String() string {
 	switch e.Kind {
 	case KindOperation:
@@ -71,7 +76,12 @@ func (e Event) String() string {
 		fmt.Fprintf(&b, " n=%d", m.ItemCount)
 		return b.String()
 	case KindCache:
+		if e.Cache.Remote {
+			return "cache:" + e.Cache.Event.String() + ":remote"
+		}
 		return "cache:" + e.Cache.Event.String()
+	case KindFeed:
+		return "feed:" + e.Feed.Event.String()
 	case KindSync:
 		s := "sync:" + e.Sync.Event.String()
 		if e.Sync.Event == store.SyncCompleted || e.Sync.Event == store.SyncFailed {
@@ -127,6 +137,7 @@ var (
 	_ store.Binder          = (*Recorder)(nil)
 	_ store.OperationTracer = (*Recorder)(nil)
 	_ store.StatsProvider   = (*Recorder)(nil)
+	_ store.FeedReporter    = (*Recorder)(nil)
 )
 
 // New returns an empty Recorder.
@@ -164,6 +175,11 @@ func (r *Recorder) ReportSyncEvent(_ context.Context, m store.SyncMetric) {
 // ReportError records m.
 func (r *Recorder) ReportError(_ context.Context, m store.ErrorMetric) {
 	r.record(Event{Kind: KindError, Error: m})
+}
+
+// ReportFeedEvent records m.
+func (r *Recorder) ReportFeedEvent(_ context.Context, m store.FeedMetric) {
+	r.record(Event{Kind: KindFeed, Feed: m})
 }
 
 // Flush counts the call and returns nil.
