@@ -1,0 +1,2 @@
+// Package postgres is a store.Backend on PostgreSQL.
+package postgres
