@@ -143,18 +143,14 @@ func TestFeedEvents(t *testing.T) {
 	}
 	// Plain SQL, after the rollback: the next event is this, not the
 	// rolled-back save.
-	if _, err := pool.Exec(ctx, `INSERT INTO "`+table+`" (id, data) VALUES ('sql', '{}')`); err != nil {
-		t.Fatal(err)
-	}
+	execSQL(t, pool, `INSERT INTO "`+table+`" (id, data) VALUES ('sql', '{}')`)
 	sql, err := b.GetVersioned(ctx, "sql")
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantChange(t, r.next(t, store.FeedChanged), "sql", false, sql.Version)
 
-	if _, err := pool.Exec(ctx, `TRUNCATE "`+table+`"`); err != nil {
-		t.Fatal(err)
-	}
+	execSQL(t, pool, `TRUNCATE "`+table+`"`)
 	r.next(t, store.FeedReset)
 
 	// A failed conditional write changes nothing and sends nothing.

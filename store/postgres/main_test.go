@@ -69,3 +69,11 @@ func mustSave[T any, ID postgres.Key](t testing.TB, b *postgres.Backend[T, ID], 
 	}
 	return v
 }
+
+// execSQL runs sql on pool, as a writer that bypasses this package would.
+func execSQL(t testing.TB, pool *pgxpool.Pool, sql string) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), sql); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -46,12 +46,6 @@ func TestNewInvalidArguments(t *testing.T) {
 func TestExistingTables(t *testing.T) {
 	ctx := t.Context()
 	pool := sharedPool(t)
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := pool.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
 
 	// A table made for string IDs is refused for integer IDs, and the other
 	// way round.
@@ -68,7 +62,7 @@ func TestExistingTables(t *testing.T) {
 
 	// A table of someone else's.
 	other := newTable()
-	exec(`CREATE TABLE "` + other + `" (id text PRIMARY KEY, body text)`)
+	execSQL(t, pool, `CREATE TABLE "`+other+`" (id text PRIMARY KEY, body text)`)
 	if _, err := postgres.New[note, string](ctx, pool, postgres.WithTable(other)); err == nil || !strings.Contains(err.Error(), `without column "data"`) {
 		t.Errorf("New on a foreign table: %v; want a missing column", err)
 	}
@@ -80,13 +74,13 @@ func TestExistingTables(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	exec(script)
-	exec(script)
+	execSQL(t, pool, script)
+	execSQL(t, pool, script)
 	b := open[note, string](t, pool, postgres.WithTable(migrated))
 	mustSave(t, b, "a", note{ID: "a"})
 
 	// A table that lost a trigger gets it back.
-	exec(`DROP TRIGGER "` + migrated + `_feed" ON "` + migrated + `"`)
+	execSQL(t, pool, `DROP TRIGGER "`+migrated+`_feed" ON "`+migrated+`"`)
 	b = open[note, string](t, pool, postgres.WithTable(migrated))
 	var n int
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_trigger WHERE tgname = $1`, migrated+"_feed").Scan(&n); err != nil || n != 1 {
@@ -191,9 +185,7 @@ func TestCodecErrors(t *testing.T) {
 	b := open[note, string](t, pool, postgres.WithTable(table))
 	mustSave(t, b, "good", note{ID: "good"})
 	mustSave(t, b, "bad", note{ID: "bad"})
-	if _, err := pool.Exec(ctx, `UPDATE "`+table+`" SET data = '{"id": 12}' WHERE id = 'bad'`); err != nil {
-		t.Fatal(err)
-	}
+	execSQL(t, pool, `UPDATE "`+table+`" SET data = '{"id": 12}' WHERE id = 'bad'`)
 	if _, err := b.Get(ctx, "bad"); err == nil || !strings.Contains(err.Error(), `"bad"`) {
 		t.Errorf("Get of an undecodable item: %v; want an error naming the ID", err)
 	}
@@ -217,14 +209,8 @@ func TestPlainSQLWriters(t *testing.T) {
 	table := newTable()
 	b := open[note, string](t, pool, postgres.WithTable(table))
 	v1 := mustSave(t, b, "a", note{ID: "a"})
-	exec := func(sql string) {
-		t.Helper()
-		if _, err := pool.Exec(ctx, sql); err != nil {
-			t.Fatal(err)
-		}
-	}
-	exec(`INSERT INTO "` + table + `" (id, data, version, ord) VALUES ('b', '{"id": "b"}', 1, 1)`)
-	exec(`UPDATE "` + table + `" SET data = '{"id": "a", "text": "sql"}', version = 1, ord = 99 WHERE id = 'a'`)
+	execSQL(t, pool, `INSERT INTO "`+table+`" (id, data, version, ord) VALUES ('b', '{"id": "b"}', 1, 1)`)
+	execSQL(t, pool, `UPDATE "`+table+`" SET data = '{"id": "a", "text": "sql"}', version = 1, ord = 99 WHERE id = 'a'`)
 	a, err := b.GetVersioned(ctx, "a")
 	if err != nil || a.Item.Text != "sql" || a.Version <= v1.Version {
 		t.Errorf("after a plain UPDATE, a = %+v, %v; want the new text at a version above %d", a, err, v1.Version)
@@ -389,9 +375,7 @@ func TestVersionsNeverRepeat(t *testing.T) {
 		}
 		last = v.Version
 	}
-	if _, err := pool.Exec(ctx, `DELETE FROM "`+table+`"`); err != nil {
-		t.Fatal(err)
-	}
+	execSQL(t, pool, `DELETE FROM "`+table+`"`)
 	b2 := open[note, string](t, pool, postgres.WithTable(table))
 	v, err := b2.SaveVersioned(ctx, "a", note{ID: "a"}, store.VersionAbsent)
 	if err != nil || v.Version <= last {
