@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"os"
+	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -116,5 +118,29 @@ func TestSharedDatabases(t *testing.T) {
 	}
 	if want := srv.DSN(db); want != a {
 		t.Errorf("connected to %q through %q", db, a)
+	}
+}
+
+// TestMissingServer runs a test that needs a server in a child process
+// whose NEXUS_PG_BIN names no server binaries: under CI it fails, outside
+// it is skipped, saying why either way.
+func TestMissingServer(t *testing.T) {
+	if os.Getenv("NEXUS_PGTEST_CHILD") != "" {
+		pgtest.Shared(t)
+		t.Fatal("Shared returned with no server binaries")
+	}
+	run := func(ci string) (string, error) {
+		cmd := exec.Command(os.Args[0], "-test.run=^TestMissingServer$", "-test.v")
+		cmd.Env = append(os.Environ(), "NEXUS_PGTEST_CHILD=1", "NEXUS_PG_BIN="+t.TempDir(), "CI="+ci)
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	out, err := run("true")
+	if err == nil || !strings.Contains(out, "PostgreSQL is required under CI") || !strings.Contains(out, "holds no initdb and postgres") {
+		t.Errorf("under CI=true: %v\n%s\nwant a failure that says why", err, out)
+	}
+	out, err = run("")
+	if err != nil || !strings.Contains(out, "--- SKIP") || !strings.Contains(out, "set CI=true to make this a failure") {
+		t.Errorf("outside CI: %v\n%s\nwant a skip that says why", err, out)
 	}
 }
