@@ -101,6 +101,7 @@ func New[T any, ID Key](ctx context.Context, pool *pgxpool.Pool, opts ...Option)
 			channel:       channelName(cfg.table),
 			backoffMin:    cfg.backoffMin,
 			backoffMax:    cfg.backoffMax,
+			health:        healthInterval,
 		},
 		subs: make(map[*subscription]struct{}),
 	}, nil

@@ -31,6 +31,7 @@ type feedConfig struct {
 	afterConnect           func(context.Context, *pgx.Conn) error
 	channel                string
 	backoffMin, backoffMax time.Duration
+	health                 time.Duration // healthInterval; shorter in tests
 }
 
 // subscription is one Subscribe call: a listener goroutine on a connection
@@ -131,6 +132,9 @@ func (b *Backend[T, ID]) connect(ctx context.Context) (*pgx.Conn, error) {
 			return nil, err
 		}
 	}
+	// pgx buffers notifications for WaitForNotification only when no other
+	// handler is set; the pool's configuration may set one.
+	cfg.OnNotification = nil
 	conn, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		return nil, err
@@ -153,7 +157,7 @@ func (b *Backend[T, ID]) connect(ctx context.Context) (*pgx.Conn, error) {
 func (b *Backend[T, ID]) receive(ctx context.Context, conn *pgx.Conn, fn func(store.FeedEvent[ID])) error {
 	fn(store.FeedEvent[ID]{Kind: store.FeedReset})
 	for {
-		wctx, cancel := context.WithTimeout(ctx, healthInterval)
+		wctx, cancel := context.WithTimeout(ctx, b.feed.health)
 		n, err := conn.WaitForNotification(wctx)
 		cancel()
 		if ctx.Err() != nil {
@@ -173,7 +177,9 @@ func (b *Backend[T, ID]) receive(ctx context.Context, conn *pgx.Conn, fn func(st
 		if err != nil {
 			return err
 		}
-		fn(parseNotification[ID](n.Payload))
+		if n != nil {
+			fn(parseNotification[ID](n.Payload))
+		}
 	}
 }
 

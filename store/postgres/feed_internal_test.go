@@ -4,6 +4,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nexusstore/nexus/internal/pgtest"
 	"github.com/nexusstore/nexus/store"
 )
 
@@ -52,5 +53,42 @@ func TestJitter(t *testing.T) {
 		if d := jitter(time.Second); d < 800*time.Millisecond || d > 1200*time.Millisecond {
 			t.Fatalf("jitter(1s) = %v; want within ±20%%", d)
 		}
+	}
+}
+
+// TestFeedHealthCheck shortens the health check's interval and lets several
+// pass without notifications: the checks keep the connection (an
+// interrupted wait leaves it usable), so the next event is the next change,
+// with no FeedError or FeedReset in between.
+func TestFeedHealthCheck(t *testing.T) {
+	const interval = 20 * time.Millisecond
+	pool := pgtest.Pool(t, pgtest.Shared(t).Database(t))
+	b, err := New[string, string](t.Context(), pool, WithTable("health"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	b.feed.health = interval
+	events := make(chan store.FeedEvent[string], 100)
+	stop, err := b.Subscribe(func(e store.FeedEvent[string]) { events <- e })
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer stop()
+	if e := <-events; e.Kind != store.FeedReset {
+		t.Fatalf("first event %+v; want a reset", e)
+	}
+	// Quiet for ten intervals: the time passing is what is tested.
+	time.Sleep(10 * interval)
+	if _, err := b.Save(t.Context(), "a", "a"); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case e := <-events:
+		if e.Kind != store.FeedChanged || e.ID != "a" {
+			t.Fatalf("after quiet health checks, event %+v; want the change of a", e)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("no event for a save after quiet health checks")
 	}
 }
