@@ -180,7 +180,13 @@ func (s *Server) startLocked(ctx context.Context) error {
 	)
 	cmd.Dir = s.base
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: s.cred, Setpgid: true}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: s.cred,
+		Setpgid:    true, // a Ctrl-C meant for the tests does not reach it
+		// A test binary that dies without cleaning up (a panic, a timeout)
+		// takes its servers with it: SIGQUIT is an immediate shutdown.
+		Pdeathsig: syscall.SIGQUIT,
+	}
 	if err := cmd.Start(); err != nil {
 		return fmt.Errorf("pgtest: start postgres: %w", err)
 	}
