@@ -21,6 +21,19 @@
 // transactions with compensating writes, and this backend is how that path
 // gets tested.
 //
+// # Change feed
+//
+// Backend implements store.ChangeFeed, so that several stores over one
+// backend keep their caches coherent, as stores over a networked backend
+// do. Every committed save and delete (conditional ones included) is queued,
+// in commit order, for each subscription, whose own goroutine calls its
+// callback outside the backend's lock: a write never waits for a
+// subscriber. A subscription starts with a store.FeedReset. More than
+// WithFeedQueue events (DefaultFeedQueue) waiting for a slow callback
+// collapse into one store.FeedReset. SetFeedDown simulates a lost feed
+// connection: changes are dropped while it holds, a store.FeedError
+// announces it and a store.FeedReset its end.
+//
 // # Latency and faults
 //
 // Options and runtime controls make the backend behave like a remote one

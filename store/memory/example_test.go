@@ -159,3 +159,46 @@ func ExampleWithClone() {
 	fmt.Println(u.Roles)
 	// Output: [reader]
 }
+
+func ExampleBackend_Subscribe() {
+	ctx := context.Background()
+	users := memory.New[User, string]()
+
+	events := make(chan store.FeedEvent[string], 10)
+	stop, _ := users.Subscribe(func(e store.FeedEvent[string]) { events <- e })
+	defer stop()
+
+	users.Save(ctx, "u1", User{ID: "u1", Name: "Ada"})
+	users.Delete(ctx, "u1")
+	for range 3 { // delivered asynchronously, in commit order
+		e := <-events
+		switch e.Kind {
+		case store.FeedReset:
+			fmt.Println("reset: listening")
+		case store.FeedChanged:
+			fmt.Println("changed:", e.ID, "version", e.Version, "deleted", e.Deleted)
+		}
+	}
+	// Output:
+	// reset: listening
+	// changed: u1 version 1 deleted false
+	// changed: u1 version 1 deleted true
+}
+
+func ExampleBackend_SetFeedDown() {
+	users := memory.New[User, string]()
+	events := make(chan store.FeedEvent[string], 10)
+	stop, _ := users.Subscribe(func(e store.FeedEvent[string]) { events <- e })
+	defer stop()
+	<-events // the first reset
+
+	users.SetFeedDown(true) // as if the feed's connection dropped
+	e := <-events
+	fmt.Println(e.Kind == store.FeedError, e.Err)
+	users.SetFeedDown(false)
+	e = <-events
+	fmt.Println(e.Kind == store.FeedReset)
+	// Output:
+	// true memory: change feed down (SetFeedDown): store: backend unavailable
+	// true
+}

@@ -21,6 +21,7 @@ type Backend[T any, ID comparable] struct {
 	quoteID     bool      // ID is a string kind: name it quoted in errors
 	failureRate float64
 	fault       func(ctx context.Context, op Op, id any) error
+	feedQueue   int // per subscription, before collapsing into a reset
 
 	// Runtime controls and counters, read on every call without the lock.
 	latency     atomic.Int64 // a time.Duration
@@ -31,11 +32,13 @@ type Backend[T any, ID comparable] struct {
 	failMu      sync.Mutex
 	failErr     error
 
-	mu      sync.RWMutex
-	index   map[ID]*entry[T]
-	order   []*entry[T] // first-save order; deleted entries stay until compact
-	dead    int         // deleted entries in order
-	version uint64      // the last version handed out
+	mu       sync.RWMutex
+	index    map[ID]*entry[T]
+	order    []*entry[T]                    // first-save order; deleted entries stay until compact
+	dead     int                            // deleted entries in order
+	version  uint64                         // the last version handed out
+	subs     map[*subscription[ID]]struct{} // change feed subscriptions
+	feedDown bool                           // SetFeedDown
 }
 
 // entry is a stored item. Its value is replaced, never modified in place, so
@@ -56,6 +59,7 @@ func New[T any, ID comparable](opts ...Option) *Backend[T, ID] {
 		failureRate: c.failureRate,
 		fault:       c.fault,
 		index:       make(map[ID]*entry[T]),
+		feedQueue:   c.feedQueue,
 	}
 	b.latency.Store(int64(c.latency))
 	return b
@@ -181,6 +185,7 @@ func (b *Backend[T, ID]) SaveVersioned(ctx context.Context, id ID, item T, expec
 		b.order = append(b.order, e)
 		b.live.Add(1)
 	}
+	b.publishLocked(id, false, v.Version, v.Updated)
 	b.mu.Unlock()
 	v.Item = b.copy(v.Item)
 	return v, nil
@@ -216,6 +221,7 @@ func (b *Backend[T, ID]) DeleteVersioned(ctx context.Context, id ID, expect uint
 		b.dead++
 		b.live.Add(-1)
 		b.compactLocked()
+		b.publishLocked(id, true, e.v.Version, time.Now())
 	}
 	b.mu.Unlock()
 	return e != nil, nil

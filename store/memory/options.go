@@ -16,6 +16,7 @@ type config struct {
 	failureRate float64
 	fault       func(ctx context.Context, op Op, id any) error
 	clone       any // func(T) T, checked against the backend's T in New
+	feedQueue   int
 }
 
 type optionFunc func(*config)
@@ -63,11 +64,19 @@ func WithClone[T any](clone func(T) T) Option {
 	})
 }
 
+// WithFeedQueue bounds the events a change feed subscription may have
+// waiting for its callback (default DefaultFeedQueue); beyond it they
+// collapse into one store.FeedReset (see Subscribe). An n below 1 makes New
+// panic.
+func WithFeedQueue(n int) Option {
+	return optionFunc(func(c *config) { c.feedQueue = n })
+}
+
 // newConfig applies opts and panics on invalid values: they are programmer
 // errors, like a bad pattern given to regexp.MustCompile, and New has no
 // error to return.
 func newConfig[T any](opts []Option) (config, func(T) T) {
-	var c config
+	c := config{feedQueue: DefaultFeedQueue}
 	for _, o := range opts {
 		o.apply(&c)
 	}
@@ -76,6 +85,9 @@ func newConfig[T any](opts []Option) (config, func(T) T) {
 	}
 	if math.IsNaN(c.failureRate) || c.failureRate < 0 || c.failureRate > 1 {
 		panic(fmt.Sprintf("memory: WithFailureRate: rate %v outside [0, 1]", c.failureRate))
+	}
+	if c.feedQueue < 1 {
+		panic(fmt.Sprintf("memory: WithFeedQueue: bound %d below 1", c.feedQueue))
 	}
 	if c.clone == nil {
 		return c, nil
