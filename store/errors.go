@@ -43,6 +43,10 @@ var (
 	// failure, context.Canceled...). A not-found is ErrNotFound and a
 	// conflict ErrConflict instead.
 	ErrBackend = errors.New("store: backend failed")
+	// ErrNoChangeFeed: a backend's ChangeFeed.Subscribe returns an error
+	// matching it when it has no feed to offer (the memory backend without
+	// memory.WithChangeFeed); New then goes on without one.
+	ErrNoChangeFeed = errors.New("store: the backend has no change feed")
 )
 
 // BackendError is a failed backend call, as the store returns it: the

@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 )
@@ -86,10 +87,12 @@ type ChangeFeed[ID comparable] interface {
 	// Subscribe starts delivering events to fn and returns at once; it does
 	// not wait for the feed's source (the feed connects, and reconnects, in
 	// the background, reporting FeedError while it cannot and FeedReset
-	// each time it is ready, the first time included). fn is called from
-	// one goroutine at a time, in commit order for each ID, and must not
-	// block for long. stop ends the subscription and returns once fn will
-	// not be called again; it is idempotent.
+	// each time it is ready, the first time included; a feed that is ready
+	// at once may deliver that first event before Subscribe returns). fn is
+	// called from one goroutine at a time, in commit order for each ID, and
+	// must not block for long. stop ends the subscription and returns once
+	// fn will not be called again; it is idempotent. A backend that has no
+	// feed to offer returns an error matching ErrNoChangeFeed.
 	Subscribe(fn func(FeedEvent[ID])) (stop func(), err error)
 }
 
@@ -101,6 +104,10 @@ type ChangeFeed[ID comparable] interface {
 func (s *Store[T, ID]) subscribeFeed(cf ChangeFeed[ID]) error {
 	s.cache.feedDown.Store(true)
 	stop, err := cf.Subscribe(s.onFeed)
+	if errors.Is(err, ErrNoChangeFeed) {
+		s.cache.feedDown.Store(false)
+		return nil
+	}
 	if err != nil {
 		return fmt.Errorf("store: subscribing to the backend's change feed: %w", err)
 	}

@@ -300,3 +300,61 @@ func TestFeedCloseUnsubscribes(t *testing.T) {
 		t.Errorf("after Close: %d stopped, %d subscribed", b.stopped, len(b.subs))
 	}
 }
+
+// Two stores over one memory backend with its change feed stay coherent:
+// a write through one reaches the other's Get and Watch.
+func TestTwoStoresOverOneMemoryBackend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		b := memory.New[User, string](memory.WithChangeFeed())
+		open := func() *store.Store[User, string] {
+			s, err := store.New[User, string](b, store.Config[User, string]{IDOf: userID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = s.Close(context.Background()) })
+			return s
+		}
+		a, c := open(), open()
+		if _, err := a.Save(ctx, User{ID: "u1", Name: "v1"}); err != nil {
+			t.Fatal(err)
+		}
+		if u := mustGet(t, c, "u1"); u.Name != "v1" {
+			t.Fatalf("c reads %q", u.Name)
+		}
+		var mu sync.Mutex
+		var seen []string
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for ch, err := range c.Watch(ctx, "u1") {
+				if err != nil {
+					return
+				}
+				mu.Lock()
+				seen = append(seen, ch.Value.Name)
+				mu.Unlock()
+			}
+		}()
+		synctest.Wait()
+		if _, err := a.Save(ctx, User{ID: "u1", Name: "v2"}); err != nil {
+			t.Fatal(err)
+		}
+		synctest.Wait() // the feed delivers, c's watcher refreshes
+		calls := b.Calls(memory.OpGet)
+		if u := mustGet(t, c, "u1"); u.Name != "v2" {
+			t.Errorf("c reads %q after a's write, want v2", u.Name)
+		}
+		if b.Calls(memory.OpGet) != calls {
+			t.Error("c's read of the refreshed entry went to the backend")
+		}
+		cancel()
+		<-done
+		mu.Lock()
+		defer mu.Unlock()
+		if got := strings.Join(seen, ","); got != "v1,v2" {
+			t.Errorf("c's watcher saw %s, want v1,v2", got)
+		}
+	})
+}

@@ -162,7 +162,7 @@ func ExampleWithClone() {
 
 func ExampleBackend_Subscribe() {
 	ctx := context.Background()
-	users := memory.New[User, string]()
+	users := memory.New[User, string](memory.WithChangeFeed())
 
 	events := make(chan store.FeedEvent[string], 10)
 	stop, _ := users.Subscribe(func(e store.FeedEvent[string]) { events <- e })
@@ -186,7 +186,7 @@ func ExampleBackend_Subscribe() {
 }
 
 func ExampleBackend_SetFeedDown() {
-	users := memory.New[User, string]()
+	users := memory.New[User, string](memory.WithChangeFeed())
 	events := make(chan store.FeedEvent[string], 10)
 	stop, _ := users.Subscribe(func(e store.FeedEvent[string]) { events <- e })
 	defer stop()

@@ -33,9 +33,11 @@ type subscription[ID comparable] struct {
 }
 
 // Subscribe delivers every change committed to the backend from now on
-// (saves and deletes, conditional ones included, by any caller) to fn, and
-// returns at once. The first event is a store.FeedReset, or a
-// store.FeedError while SetFeedDown(true) holds.
+// (saves and deletes, conditional ones included, by any caller) to fn. The
+// first event, a store.FeedReset (or a store.FeedError while
+// SetFeedDown(true) holds), is delivered before Subscribe returns: the feed
+// is ready at once, so a store over it trusts its cache from the start.
+// Without WithChangeFeed it returns an error matching store.ErrNoChangeFeed.
 //
 // Each subscription has a goroutine and a queue of its own: a write adds
 // its event to the queue of every subscription, in commit order, and never
@@ -52,6 +54,9 @@ func (b *Backend[T, ID]) Subscribe(fn func(store.FeedEvent[ID])) (stop func(), e
 	if fn == nil {
 		return nil, fmt.Errorf("memory: subscribe: %w: nil callback", store.ErrInvalidArgument)
 	}
+	if !b.feed {
+		return nil, fmt.Errorf("memory: subscribe: %w (New was not given WithChangeFeed)", store.ErrNoChangeFeed)
+	}
 	s := &subscription[ID]{
 		fn:       fn,
 		limit:    b.feedQueue,
@@ -64,12 +69,14 @@ func (b *Backend[T, ID]) Subscribe(fn func(store.FeedEvent[ID])) (stop func(), e
 		b.subs = make(map[*subscription[ID]]struct{})
 	}
 	b.subs[s] = struct{}{}
+	first := store.FeedEvent[ID]{Kind: store.FeedReset}
 	if b.feedDown {
-		s.push(store.FeedEvent[ID]{Kind: store.FeedError, Err: errFeedDown})
-	} else {
-		s.push(store.FeedEvent[ID]{Kind: store.FeedReset})
+		first = store.FeedEvent[ID]{Kind: store.FeedError, Err: errFeedDown}
 	}
 	b.mu.Unlock()
+	// Changes committed from here on are queued behind the first event,
+	// which is delivered here, before the goroutine starts: in order.
+	fn(first)
 	go s.run()
 	return func() {
 		s.stopOnce.Do(func() {

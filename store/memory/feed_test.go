@@ -12,17 +12,19 @@ import (
 )
 
 // feedLog records a subscription's events; hold, when set, blocks the
-// callback on its first call until released.
+// callback on its first change until released.
 type feedLog struct {
 	mu     sync.Mutex
 	events []store.FeedEvent[string]
 	hold   chan struct{}
+	held   bool
 }
 
 func (l *feedLog) fn(e store.FeedEvent[string]) {
 	l.mu.Lock()
 	l.events = append(l.events, e)
-	first := len(l.events) == 1
+	first := e.Kind == store.FeedChanged && !l.held
+	l.held = l.held || first
 	l.mu.Unlock()
 	if first && l.hold != nil {
 		<-l.hold
@@ -82,7 +84,7 @@ func subscribe(t *testing.T, b *memory.Backend[int, string], l *feedLog) func() 
 func TestFeedDeliversChanges(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		ctx := t.Context()
-		b := memory.New[int, string]()
+		b := memory.New[int, string](memory.WithChangeFeed())
 		mustSave(t, b, "before", 0) // before the subscription: not delivered
 		var l feedLog
 		subscribe(t, b, &l)
@@ -109,14 +111,13 @@ func TestFeedDeliversChanges(t *testing.T) {
 	})
 }
 
-// TestFeedNeverBlocksWriters holds the callback on its first event while a
-// hundred writes go through, then lets the queued events out in order.
+// TestFeedNeverBlocksWriters holds the callback on its first change while
+// a hundred writes go through, then lets the queued events out in order.
 func TestFeedNeverBlocksWriters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := memory.New[int, string]()
+		b := memory.New[int, string](memory.WithChangeFeed())
 		l := feedLog{hold: make(chan struct{})}
 		subscribe(t, b, &l)
-		synctest.Wait() // the callback holds the first event
 		want := []string{"reset"}
 		for i := range 100 {
 			id := "k" + strconv.Itoa(i%7)
@@ -133,25 +134,25 @@ func TestFeedNeverBlocksWriters(t *testing.T) {
 // into one reset, and what follows still arrives.
 func TestFeedQueueCollapses(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := memory.New[int, string](memory.WithFeedQueue(4))
+		b := memory.New[int, string](memory.WithChangeFeed(), memory.WithFeedQueue(4))
 		l := feedLog{hold: make(chan struct{})}
 		subscribe(t, b, &l)
-		synctest.Wait()
-		// Saves 1-4 fill the queue; 5 collapses it into a reset; 6-8 fill
-		// it again; 9 collapses it; 10 follows the reset.
+		// The callback holds save 1; saves 2-5 fill the queue; 6 collapses
+		// it into a reset; 7-9 fill it again; 10 collapses it.
 		for i := 1; i <= 10; i++ {
 			mustSave(t, b, "s"+strconv.Itoa(i), i)
+			synctest.Wait()
 		}
 		b.SetFeedDown(true) // a full queue keeps a FeedError after its reset
 		close(l.hold)
 		synctest.Wait()
-		wantEvents(t, "feed", l.got(), "reset", "reset", "save s10 10", "error")
+		wantEvents(t, "feed", l.got(), "reset", "save s1 1", "reset", "error")
 	})
 }
 
 func TestFeedDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := memory.New[int, string]()
+		b := memory.New[int, string](memory.WithChangeFeed())
 		var first, late feedLog
 		subscribe(t, b, &first)
 		mustSave(t, b, "a", 1)
@@ -177,11 +178,12 @@ func TestFeedDown(t *testing.T) {
 // callback runs after it, and that it is idempotent.
 func TestFeedStop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := memory.New[int, string]()
+		b := memory.New[int, string](memory.WithChangeFeed())
 		l := feedLog{hold: make(chan struct{})}
 		stop := subscribe(t, b, &l)
-		synctest.Wait() // the callback holds the reset
-		mustSave(t, b, "queued", 1)
+		mustSave(t, b, "held", 1)
+		synctest.Wait() // the callback holds the change
+		mustSave(t, b, "queued", 2)
 		stopped := make(chan struct{})
 		go func() {
 			stop()
@@ -196,10 +198,10 @@ func TestFeedStop(t *testing.T) {
 		close(l.hold)
 		<-stopped
 		stop()
-		mustSave(t, b, "after", 2)
+		mustSave(t, b, "after", 3)
 		synctest.Wait()
 		// The queued save is dropped: stop ends delivery.
-		wantEvents(t, "feed", l.got(), "reset")
+		wantEvents(t, "feed", l.got(), "reset", "save held 1")
 	})
 }
 
@@ -207,7 +209,7 @@ func TestFeedStop(t *testing.T) {
 // subscribers: each gets every change, each ID's versions in order.
 func TestFeedConcurrentWriters(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		b := memory.New[int, string]()
+		b := memory.New[int, string](memory.WithChangeFeed())
 		var l1, l2 feedLog
 		subscribe(t, b, &l1)
 		subscribe(t, b, &l2)
@@ -244,7 +246,7 @@ func TestFeedConcurrentWriters(t *testing.T) {
 }
 
 func TestFeedInvalid(t *testing.T) {
-	if _, err := memory.New[int, string]().Subscribe(nil); !errors.Is(err, store.ErrInvalidArgument) {
+	if _, err := memory.New[int, string](memory.WithChangeFeed()).Subscribe(nil); !errors.Is(err, store.ErrInvalidArgument) {
 		t.Errorf("Subscribe(nil): %v; want ErrInvalidArgument", err)
 	}
 	defer func() {

@@ -21,7 +21,8 @@ type Backend[T any, ID comparable] struct {
 	quoteID     bool      // ID is a string kind: name it quoted in errors
 	failureRate float64
 	fault       func(ctx context.Context, op Op, id any) error
-	feedQueue   int // per subscription, before collapsing into a reset
+	feedQueue   int  // per subscription, before collapsing into a reset
+	feed        bool // WithChangeFeed
 
 	// Runtime controls and counters, read on every call without the lock.
 	latency     atomic.Int64 // a time.Duration
@@ -60,6 +61,7 @@ func New[T any, ID comparable](opts ...Option) *Backend[T, ID] {
 		fault:       c.fault,
 		index:       make(map[ID]*entry[T]),
 		feedQueue:   c.feedQueue,
+		feed:        c.feed,
 	}
 	b.latency.Store(int64(c.latency))
 	return b

@@ -17,6 +17,7 @@ type config struct {
 	fault       func(ctx context.Context, op Op, id any) error
 	clone       any // func(T) T, checked against the backend's T in New
 	feedQueue   int
+	feed        bool
 }
 
 type optionFunc func(*config)
@@ -62,6 +63,16 @@ func WithClone[T any](clone func(T) T) Option {
 		}
 		c.clone = clone
 	})
+}
+
+// WithChangeFeed turns the backend's change feed on (see Subscribe): every
+// store over the backend then hears of the changes the others make, as
+// stores over a networked backend with a feed do. Use it when several
+// stores share one backend. Without it Subscribe answers
+// store.ErrNoChangeFeed, and a store over the backend runs without a feed
+// (no goroutine, no event per write).
+func WithChangeFeed() Option {
+	return optionFunc(func(c *config) { c.feed = true })
 }
 
 // WithFeedQueue bounds the events a change feed subscription may have
