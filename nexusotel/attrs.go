@@ -44,7 +44,6 @@ const (
 	// deleted; on operation spans only (spans are not aggregated, so it
 	// costs no cardinality).
 	KeyItemCount = attribute.Key("nexus.store.items")
-
 )
 
 // reservedKeys are the keys WithAttributes may not use: nexus sets them

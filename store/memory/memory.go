@@ -13,7 +13,7 @@ import (
 
 var (
 	_ store.VersionedBackend[int, string] = (*Backend[int, string])(nil)
-	_ store.DescribedBackend               = (*Backend[int, string])(nil)
+	_ store.DescribedBackend              = (*Backend[int, string])(nil)
 )
 
 // BackendInfo implements store.DescribedBackend: the memory backend is
