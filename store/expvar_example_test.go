@@ -14,6 +14,6 @@ func ExampleStatsFunc() {
 		return store.StoreStats{OperationCounts: map[store.OperationType]int64{store.OpGet: 3}}
 	}
 	expvar.Publish("nexus.example_users", store.StatsFunc(stats))
-	fmt.Println(expvar.Get("nexus.example_users").String()[:30])
+	fmt.Println(expvar.Get("nexus.example_users").String()[:29])
 	// Output: {"OperationCounts":{"get":3},
 }
