@@ -44,11 +44,6 @@ const (
 	// deleted; on operation spans only (spans are not aggregated, so it
 	// costs no cardinality).
 	KeyItemCount = attribute.Key("nexus.store.items")
-
-	// keyDBOperation and keyDBCollection are the database semantic
-	// convention attributes of backend call spans.
-	keyDBOperation  = attribute.Key("db.operation.name")
-	keyDBCollection = attribute.Key("db.collection.name")
 )
 
 // reservedKeys are the keys WithAttributes may not use: nexus sets them

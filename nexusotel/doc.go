@@ -19,8 +19,10 @@
 //
 // # Instruments
 //
-// Every instrument is under the scope ScopeName (version Version) and every
-// series carries nexus.store.name plus the attributes of WithAttributes:
+// Every instrument and span is under the scope ScopeName, with the schema
+// URL SchemaURL and the version Version() (the module's version from the
+// program's build information), and every series carries nexus.store.name
+// plus the attributes of WithAttributes:
 //
 //	nexus.store.operation.duration  histogram  s        nexus.store.operation, nexus.store.policy,
 //	                                                    nexus.cache.result, error.type (failures)
@@ -41,8 +43,9 @@
 // are never attributes. The gauges are read through the store's Live
 // callback when the SDK collects, at no cost per operation.
 //
-// Durations are in seconds, with the bucket boundaries DefaultBuckets
-// (1µs to 10s) given as advice; a View overrides them, or selects base-2
+// Durations are in seconds, with the 15 bucket boundaries DefaultBuckets
+// (0.5µs to 5s, chosen from measured cache-hit and backend-call
+// distributions) given as advice; a View overrides them, or selects base-2
 // exponential histograms (see DefaultBuckets).
 //
 // # Sampling
@@ -64,36 +67,55 @@
 //
 // # Stats
 //
-// Store.Stats collects a StatsReader and computes the figures of that store
-// only (by nexus.store.name, so several stores on one provider do not mix):
-// counts, failures and total and average durations per operation, a
-// duration histogram per operation (explicit or exponential buckets, for
-// Quantile), cache and sync events, items synced, errors. ResetStats closes
-// a window atomically: windows are differences of cumulative snapshots, so
-// every measurement is in exactly one. The StatsReader is either private
-// (NewReporter without WithStatsReader: a second MeterProvider, so each
-// measurement is recorded twice) or the caller's, registered on their
+// Store.Stats computes the figures of one store instance: counts, failures
+// and total and average durations per operation, a duration histogram per
+// operation (explicit or exponential buckets, for Quantile), cache and sync
+// events, items synced, errors. A StatsReader aggregates deltas and adds
+// them up per bound store (by nexus.store.name), so a store starts at zero
+// even where a closed store of the same name left cumulative series behind;
+// two live stores of one name on one StatsReader are refused (store.New
+// fails), since their figures could not be told apart; a closed store's
+// series leave the reader at its next collection, so a Stats call costs
+// what the live stores recorded since the last one, however many stores
+// came and went. One collection serves every store on the reader, and
+// Stats collects only when its store recorded something since
+// (WithStatsMaxAge bounds it further). ResetStats closes a window
+// atomically. The StatsReader is either private (NewReporter without
+// WithStatsReader: a second MeterProvider with no observable callbacks, so
+// each measurement is recorded twice) or the caller's, registered on their
 // provider beside the exporting readers (WithStatsReader: one provider
-// with two readers, which share the attribute lookup); see Cost. A caller's provider may have Views that drop an
-// instrument or an attribute Stats needs: Store.Stats then reports the
-// problem to otel.Handle and Reporter.CollectStats returns it as an error,
-// never a wrong number.
+// with two readers, which share the attribute lookup; a collection then
+// runs that provider's observable callbacks); see Cost. A caller's provider
+// may have Views that drop an instrument or an attribute Stats needs:
+// Store.Stats then reports the problem to otel.Handle and
+// Reporter.CollectStats returns it as an error, never a wrong number.
 //
 // # Traces
 //
 // Each operation is a span named "nexus.store <operation>" (e.g.
 // "nexus.store get") with the store, operation, policy and cache result as
-// attributes, an error status and a recorded error on failure (not for a
-// read of an absent item), parented to the caller's span. Backend calls are
-// client spans "nexus.store.backend <call>" with db.operation.name and
-// db.collection.name (the store's name) under it. Background refreshes are
-// root spans linked to the operation that scheduled them; the interval sync
-// is a root span. By default an operation is traced only when the caller's
-// context carries a span, so an untraced call starts no span and allocates
+// attributes, parented to the caller's span, made by the TracerProvider of
+// WithTracerProvider, else by the provider of the caller's span (as
+// otelhttp does), else by the global one. Backend calls are spans under it
+// that follow the database semantic conventions for a backend that
+// describes itself (store.DescribedBackend): "{db.operation.name}
+// {table}" (e.g. "get items"), db.system.name, db.collection.name (the
+// table), db.namespace, server.address and server.port, CLIENT kind; an
+// in-process backend (the memory backend) has INTERNAL spans named
+// "nexus.store.backend <call>" without db.* attributes. A failure sets
+// error.type, an exception event and the error status, with the error's
+// type as message: error messages carry item IDs, which never become
+// telemetry unless WithSpanErrors says otherwise (not for a read of an
+// absent item, which is no failure). Background refreshes are root spans
+// linked to the operation that scheduled them; the interval sync is a root
+// span. By default an operation is traced only when the caller's context
+// carries a span, so an untraced call starts no span and allocates
 // nothing; WithRootSpans traces every operation, WithoutCacheSpans leaves
 // reads out (their backend calls still show, under the caller's span),
-// WithoutTracing turns spans off. Histogram records take the operation's
-// context, so exemplars link latencies to traces.
+// WithSpanFilter leaves out chosen operations or backend calls,
+// WithSpanNameFormatter names spans, WithoutTracing turns spans off; the
+// WithAttributes attributes are on every span. Histogram records take the
+// operation's context, so exemplars link latencies to traces.
 //
 // # Cost
 //

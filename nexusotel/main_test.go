@@ -102,8 +102,8 @@ func collect(t testing.TB, r sdkmetric.Reader) map[string]metricdata.Metrics {
 		if sm.Scope.Name != nexusotel.ScopeName {
 			continue
 		}
-		if sm.Scope.Version != nexusotel.Version {
-			t.Errorf("scope version %q, want %q", sm.Scope.Version, nexusotel.Version)
+		if sm.Scope.Version != nexusotel.Version() || sm.Scope.SchemaURL != nexusotel.SchemaURL {
+			t.Errorf("scope %+v, want version %q, schema %q", sm.Scope, nexusotel.Version(), nexusotel.SchemaURL)
 		}
 		for _, m := range sm.Metrics {
 			out[m.Name] = m

@@ -70,7 +70,7 @@ type instruments struct {
 }
 
 func newInstruments(mp metric.MeterProvider, buckets []float64, observable bool) (*instruments, error) {
-	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version))
+	m := mp.Meter(ScopeName, metric.WithInstrumentationVersion(Version()), metric.WithSchemaURL(SchemaURL))
 	ins := &instruments{meter: m}
 	var err, e error
 	ins.opDuration, e = m.Float64Histogram(MetricOperationDuration,

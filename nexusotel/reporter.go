@@ -36,10 +36,10 @@ type Reporter struct {
 	pipes   []*instruments // the recording pipeline first, then the private stats pipeline if any
 	reader  *StatsReader   // where stats are read
 	private *sdkmetric.MeterProvider
-	tracer  trace.Tracer // nil when tracing is off
+	tracers *tracers // nil when tracing is off
 
 	mu     sync.Mutex
-	byName map[string][]*storeReporter
+	byName map[string]*storeReporter
 
 	unboundOnce sync.Once
 	unbound     *storeReporter
@@ -80,8 +80,8 @@ func NewReporter(opts ...Option) (*Reporter, error) {
 	if err != nil {
 		return nil, err
 	}
-	if cfg.statsReader != nil && cfg.statsReader.ManualReader == nil {
-		return nil, errors.New("nexusotel: WithStatsReader: the StatsReader has no ManualReader (use NewStatsReader)")
+	if cfg.statsReader != nil && (cfg.statsReader.ManualReader == nil || cfg.statsReader.st == nil) {
+		return nil, errors.New("nexusotel: WithStatsReader: the StatsReader was not made by NewStatsReader")
 	}
 	mp := cfg.mp
 	if mp == nil {
@@ -95,7 +95,7 @@ func NewReporter(opts ...Option) (*Reporter, error) {
 		cfg:    cfg,
 		pipes:  []*instruments{ins},
 		reader: cfg.statsReader,
-		byName: make(map[string][]*storeReporter),
+		byName: make(map[string]*storeReporter),
 	}
 	if r.reader == nil {
 		r.reader = NewStatsReader()
@@ -112,26 +112,31 @@ func NewReporter(opts ...Option) (*Reporter, error) {
 		r.pipes = append(r.pipes, priv)
 	}
 	if cfg.tracing {
-		tp := cfg.tp
-		if tp == nil {
-			tp = otel.GetTracerProvider()
-		}
-		r.tracer = tp.Tracer(ScopeName, trace.WithInstrumentationVersion(Version))
+		r.tracers = newTracers(cfg.tp)
 	}
 	return r, nil
 }
 
 // Bind implements store.Binder: store.New calls it once per store. The
-// per-store reporter it returns has every attribute set and option slice
-// precomputed, and registers the store's observable gauges (cache entries,
-// pending changes, oldest pending age, sample rate), which Binding.Release
-// unregisters when the store closes. Stores should have distinct names:
-// two stores of the same name on one reporter share their series.
+// per-store reporter it returns has every attribute set, option slice and
+// span name precomputed, starts its figures at zero, and registers the
+// store's observable gauges (cache entries, pending changes, oldest pending
+// age, sample rate), which Binding.Release unregisters when the store
+// closes.
+//
+// Live stores sharing a StatsReader (the reporter's private one, or the
+// one of WithStatsReader, through however many reporters) must have
+// distinct names: their series would be the same, so Bind refuses a second
+// live store of a name with an error (Binding.Err), which store.New
+// returns. A store of the name of a closed one is fine, and starts at zero.
 func (r *Reporter) Bind(info store.StoreInfo) store.Binding {
-	s := r.newStoreReporter(info.Name, info.SampleRate, info.Live)
+	s := r.newStoreReporter(info.Name, info.SampleRate, info.Live, info.Backend)
+	if err := r.reader.bind(s); err != nil {
+		return store.Binding{Err: err}
+	}
 	s.registerGauges()
 	r.mu.Lock()
-	r.byName[info.Name] = append(r.byName[info.Name], s)
+	r.byName[info.Name] = s
 	r.mu.Unlock()
 	return store.Binding{Reporter: s, Release: s.release}
 }
@@ -149,21 +154,25 @@ func (r *Reporter) CollectStats(ctx context.Context, storeName string) (store.St
 		r.def()
 	}
 	r.mu.Lock()
-	ss := r.byName[storeName]
+	s := r.byName[storeName]
 	r.mu.Unlock()
-	if len(ss) == 0 {
+	if s == nil {
 		return store.StoreStats{}, fmt.Errorf("nexusotel: no store named %q is bound to this reporter", storeName)
 	}
-	return ss[0].CollectStats(ctx)
+	return s.CollectStats(ctx)
 }
 
 // def returns the reporter of the unnamed store, for direct calls on r.
 func (r *Reporter) def() *storeReporter {
 	r.unboundOnce.Do(func() {
-		r.unbound = r.newStoreReporter("", 1, nil)
+		s := r.newStoreReporter("", 1, nil, store.BackendInfo{})
+		if err := r.reader.bind(s); err != nil {
+			s.refused = err // it still records; its Stats say why they are empty
+		}
 		r.mu.Lock()
-		r.byName[""] = append(r.byName[""], r.unbound)
+		r.byName[""] = s
 		r.mu.Unlock()
+		r.unbound = s
 	})
 	return r.unbound
 }
@@ -273,11 +282,12 @@ const (
 
 // storeReporter is what Bind returns: the reporter of one store.
 type storeReporter struct {
-	r     *Reporter
-	name  string
-	rate  float64
-	live  func() store.LiveStats
-	pipes []*instruments
+	r       *Reporter
+	name    string
+	rate    float64
+	live    func() store.LiveStats
+	backend store.BackendInfo
+	pipes   []*instruments
 
 	// Option slices, precomputed: the success series of operations (by
 	// opIndex; nil for combinations that should not occur, which take the
@@ -297,27 +307,39 @@ type storeReporter struct {
 	slowMu sync.Mutex
 	slow   atomic.Pointer[map[seriesKey]series]
 
-	// Span names and start options, nil when tracing is off.
+	// Span names and start options, nil when tracing is off; an operation
+	// or backend call whose name is "" gets no span (WithSpanFilter).
 	opSpanName      []string
 	opSpanOpts      [][]trace.SpanStartOption // by op*numPolicies+policy
 	backendSpanName []string
 	backendSpanOpts [][]trace.SpanStartOption
 
-	used [numUsed]atomic.Bool
+	// used says which instruments the store has recorded on (set after
+	// the recording), dirty whether it recorded since the reader's last
+	// collection.
+	used  [numUsed]atomic.Bool
+	dirty atomic.Bool
 
-	statsMu sync.Mutex
-	base    *rawStats // the snapshot the current window started from; nil: the start
+	// Guarded by the reader's lock: the figures since Bind, the used flags
+	// as the last collection found them, what collections have shown, and
+	// the window ResetStats opened.
+	acc     *rawStats
+	usedAt  [numUsed]bool
+	found   [numUsed]bool
+	base    *rawStats // where the current window started; nil: at Bind
 	start   time.Time
+	refused error // the reader refused the unnamed store of direct calls
+	errs    error // what the last refresh found wrong
 
 	reg      metric.Registration
 	released atomic.Bool
 }
 
-func (r *Reporter) newStoreReporter(name string, rate float64, live func() store.LiveStats) *storeReporter {
+func (r *Reporter) newStoreReporter(name string, rate float64, live func() store.LiveStats, backend store.BackendInfo) *storeReporter {
 	if !(rate > 0 && rate <= 1) { // also catches NaN
 		rate = 1
 	}
-	s := &storeReporter{r: r, name: name, rate: rate, live: live, pipes: r.pipes, start: time.Now()}
+	s := &storeReporter{r: r, name: name, rate: rate, live: live, backend: backend, pipes: r.pipes, start: time.Now()}
 
 	s.opOK = make([][]metric.RecordOption, numOps*numPolicies*numCacheResults)
 	for op := store.OperationType(0); int(op) < numOps; op++ {
@@ -351,7 +373,7 @@ func (r *Reporter) newStoreReporter(name string, rate float64, live func() store
 	}
 	s.gaugeOpts = []metric.ObserveOption{metric.WithAttributeSet(s.attrSet())}
 
-	if r.tracer != nil {
+	if r.tracers != nil {
 		s.initSpans()
 	}
 	return s
@@ -450,9 +472,14 @@ func errorType(err error) string {
 	return store.ErrorTypeOther
 }
 
+// mark notes, after a recording, which instrument was used; read-mostly,
+// so that concurrent recordings do not contend on a cache line.
 func (s *storeReporter) mark(i int) {
 	if !s.used[i].Load() {
 		s.used[i].Store(true)
+	}
+	if !s.dirty.Load() {
+		s.dirty.Store(true)
 	}
 }
 
@@ -596,7 +623,9 @@ func (s *storeReporter) observe(_ context.Context, o metric.Observer) error {
 }
 
 // release is the Binding's Release: it unregisters the gauges (the store's
-// Live callback must not be called after it) and forgets the store.
+// Live callback must not be called after it), unbinds the store from the
+// StatsReader (its series leave the reader at the next collection) and
+// forgets it.
 func (s *storeReporter) release() {
 	if s.released.Swap(true) {
 		return
@@ -607,18 +636,10 @@ func (s *storeReporter) release() {
 		}
 	}
 	r := s.r
+	r.reader.unbind(s)
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	ss := r.byName[s.name]
-	for i, x := range ss {
-		if x == s {
-			ss = append(ss[:i:i], ss[i+1:]...)
-			break
-		}
-	}
-	if len(ss) == 0 {
+	if r.byName[s.name] == s {
 		delete(r.byName, s.name)
-	} else {
-		r.byName[s.name] = ss
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"sync"
 	"time"
 
 	"go.opentelemetry.io/otel"
@@ -21,28 +22,181 @@ import (
 // sdkmetric.Reader has unexported methods). Register it on a MeterProvider
 // beside exporting readers and pass it to WithStatsReader; Stats then
 // collects it on demand (it never exports anything).
+//
+// A StatsReader aggregates with delta temporality and keeps, for each store
+// bound to it, the sums of the deltas since that store was bound. So a
+// store's figures begin at zero whatever the provider remembers of an
+// earlier store of the same name; the series of a closed store leave the
+// reader at its next collection (the SDK forgets delta series without new
+// measurements), so a collection costs what the live stores recorded since
+// the previous one, not what every store that ever existed did; and one
+// collection serves every store bound to the reader. Two live stores of
+// the same name cannot share a reader (their series would be the same):
+// the second one's store.New fails.
+//
+// Its Collect (which shadows the ManualReader's) is the one nexusotel
+// uses; a caller may call it too, and receives the deltas since the
+// previous collection, which are counted in the stores' figures as well.
 type StatsReader struct {
 	*sdkmetric.ManualReader
+	st *statsState
 }
 
 // NewStatsReader returns a StatsReader. opts configure its ManualReader
 // (an aggregation selector, a cardinality limit, producers); its
-// temporality is always cumulative, whatever opts say, because windows are
-// computed as differences of cumulative snapshots.
+// temporality is always delta, whatever opts say.
 func NewStatsReader(opts ...sdkmetric.ManualReaderOption) *StatsReader {
-	opts = append(slices.Clip(opts), sdkmetric.WithTemporalitySelector(sdkmetric.CumulativeTemporalitySelector))
-	return &StatsReader{ManualReader: sdkmetric.NewManualReader(opts...)}
+	opts = append(slices.Clip(opts), sdkmetric.WithTemporalitySelector(sdkmetric.DeltaTemporalitySelector))
+	return &StatsReader{
+		ManualReader: sdkmetric.NewManualReader(opts...),
+		st:           &statsState{bound: make(map[string]*storeReporter), retired: make(map[string]*storeReporter)},
+	}
 }
 
-// rawStats is one store's share of a collection, unscaled: counts as the
-// SDK aggregated them.
+// statsState is what a StatsReader keeps between collections.
+type statsState struct {
+	mu      sync.Mutex
+	bound   map[string]*storeReporter // the live stores, by name
+	retired map[string]*storeReporter // stores closed since the last collection, which still gets their last figures
+	rm      metricdata.ResourceMetrics
+	last    time.Time // when the last collection ended
+	errs    []error   // what the last collection found wrong, for every store
+}
+
+// maxRetired is how many closed stores' series a StatsReader keeps at
+// most before a collection releases them (one collection per maxRetired
+// closes, if Stats is never called).
+const maxRetired = 64
+
+// Collect collects the reader's provider into rm (deltas since the
+// previous collection) and adds the figures of nexus's instruments to the
+// stores bound to the reader.
+func (r *StatsReader) Collect(ctx context.Context, rm *metricdata.ResourceMetrics) error {
+	if r.st == nil {
+		return r.ManualReader.Collect(ctx, rm)
+	}
+	r.st.mu.Lock()
+	defer r.st.mu.Unlock()
+	if err := r.collectLocked(ctx); err != nil {
+		return err
+	}
+	*rm = r.st.rm
+	r.st.rm = metricdata.ResourceMetrics{} // rm is the caller's now
+	return nil
+}
+
+// bind adds s to the stores bound to r, or says why it cannot.
+func (r *StatsReader) bind(s *storeReporter) error {
+	st := r.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if _, ok := st.bound[s.name]; ok {
+		return fmt.Errorf("nexusotel: a store named %q is already bound to this StatsReader (through this or another Reporter): two live stores of one name share their series, so their figures would mix; give each store its own store.Config.Name", s.name)
+	}
+	if _, ok := st.retired[s.name]; ok {
+		// A closed store of this name may have recorded since the last
+		// collection: collect now, so that its deltas go to it, not to
+		// the new store.
+		if err := r.collectLocked(context.Background()); err != nil && !errors.Is(err, errNotRegistered) {
+			otel.Handle(err)
+		}
+	}
+	s.acc = newRawStats()
+	s.start = time.Now()
+	s.dirty.Store(true) // the first Stats collects (and finds a reader not registered)
+	st.bound[s.name] = s
+	return nil
+}
+
+// unbind removes s from the live stores. The next collection still adds
+// s's last figures to it (Stats works after Close), and the SDK forgets
+// its series after that.
+func (r *StatsReader) unbind(s *storeReporter) {
+	st := r.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.bound[s.name] != s {
+		return
+	}
+	delete(st.bound, s.name)
+	st.retired[s.name] = s
+	if len(st.retired) >= maxRetired {
+		if err := r.collectLocked(context.Background()); err != nil && !errors.Is(err, errNotRegistered) {
+			otel.Handle(err)
+		}
+	}
+}
+
+var errNotRegistered = errors.New("nexusotel: stats: the StatsReader is not registered on a MeterProvider (pass it to sdkmetric.WithReader on the provider the reporter records on)")
+
+// collectLocked collects the reader and adds each data point of nexus's
+// instruments to the store it belongs to. Call with st.mu held.
+func (r *StatsReader) collectLocked(ctx context.Context) error {
+	st := r.st
+	for _, ss := range []map[string]*storeReporter{st.bound, st.retired} {
+		for _, s := range ss {
+			// A flag set before the collection means the data is in it.
+			for i := range s.usedAt {
+				s.usedAt[i] = s.used[i].Load()
+			}
+			s.dirty.Store(false)
+		}
+	}
+	if err := r.ManualReader.Collect(ctx, &st.rm); err != nil {
+		if errors.Is(err, sdkmetric.ErrReaderNotRegistered) {
+			return errNotRegistered
+		}
+		return fmt.Errorf("nexusotel: stats: collecting the StatsReader: %w", err)
+	}
+	st.last = time.Now()
+	x := extractor{st: st}
+	for _, sm := range st.rm.ScopeMetrics {
+		if sm.Scope.Name != ScopeName {
+			continue
+		}
+		for _, m := range sm.Metrics {
+			x.metric(m)
+		}
+	}
+	clear(st.retired)
+	st.errs = x.errs
+	return nil
+}
+
+// missing returns what s recorded that no collection has shown: a View
+// dropped or renamed an instrument or an attribute, or the reader sits on
+// another provider than the one the reporter records on.
+func (s *storeReporter) missing() []error {
+	need := []struct {
+		used int
+		name string
+	}{
+		{usedOperations, MetricOperationDuration},
+		{usedCacheEvents, MetricCacheEvents},
+		{usedSyncEvents, MetricSyncEvents},
+		{usedSyncItems, MetricSyncItems},
+		{usedErrors, MetricErrors},
+	}
+	var errs []error
+	for _, n := range need {
+		if s.usedAt[n.used] && !s.found[n.used] {
+			errs = append(errs, fmt.Errorf("nexusotel: stats: %s: the store recorded on it, but the StatsReader saw none of its data: a View dropped or renamed it, filtered out %s, or the StatsReader is registered on another MeterProvider than the one the reporter records on", n.name, KeyStoreName))
+		}
+	}
+	if s.usedAt[usedFailures] && s.found[usedOperations] && !s.found[usedFailures] {
+		errs = append(errs, fmt.Errorf("nexusotel: stats: %s: the store recorded failed operations, but no data point has the %s attribute: a View filtered it out, so failures cannot be counted", MetricOperationDuration, KeyErrorType))
+	}
+	return errs
+}
+
+// rawStats are one store's figures since it was bound, unscaled: the sums
+// of the deltas the SDK aggregated.
 type rawStats struct {
 	ops    []opRaw // by store.OperationType
 	cache  []uint64
 	sync   []uint64
 	items  uint64
 	errors uint64
-	at     time.Time
 }
 
 type opRaw struct {
@@ -143,61 +297,32 @@ func downscale(h *histRaw, by int32) {
 	h.offset, h.counts = lo, c
 }
 
-// collect reads the stats reader and extracts this store's figures. The
-// error says what is missing or unreadable; the figures are what could be
-// read.
-func (s *storeReporter) collect(ctx context.Context) (*rawStats, error) {
-	var used [numUsed]bool
-	for i := range used {
-		used[i] = s.used[i].Load() // before Collect: a flag set means the data is in
-	}
-	var rm metricdata.ResourceMetrics
-	if err := s.r.reader.Collect(ctx, &rm); err != nil {
-		if errors.Is(err, sdkmetric.ErrReaderNotRegistered) {
-			return nil, errors.New("nexusotel: stats: the StatsReader is not registered on a MeterProvider (pass it to sdkmetric.WithReader on the provider the reporter records on)")
-		}
-		return nil, fmt.Errorf("nexusotel: stats: collecting the StatsReader: %w", err)
-	}
-	raw := &rawStats{
+func newRawStats() *rawStats {
+	return &rawStats{
 		ops:   make([]opRaw, numOps),
 		cache: make([]uint64, numCacheEvents),
 		sync:  make([]uint64, numSyncEvents),
-		at:    time.Now(),
 	}
-	x := extractor{s: s, raw: raw, used: used}
-	for _, sm := range rm.ScopeMetrics {
-		if sm.Scope.Name != ScopeName {
-			continue
-		}
-		for _, m := range sm.Metrics {
-			x.metric(m)
-		}
-	}
-	need := []struct {
-		used int
-		name string
-	}{
-		{usedOperations, MetricOperationDuration},
-		{usedCacheEvents, MetricCacheEvents},
-		{usedSyncEvents, MetricSyncEvents},
-		{usedSyncItems, MetricSyncItems},
-		{usedErrors, MetricErrors},
-	}
-	for _, n := range need {
-		if used[n.used] && !x.found[n.name] {
-			x.fail(n.name, "the store recorded on it, but the StatsReader saw none of its data: a View dropped or renamed it, or the StatsReader is registered on another MeterProvider than the one the reporter records on")
-		}
-	}
-	return raw, errors.Join(x.errs...)
 }
 
-// extractor walks a collection for one store.
+// clone returns a deep copy of r.
+func (r *rawStats) clone() *rawStats {
+	c := *r
+	c.ops = slices.Clone(r.ops)
+	for i := range c.ops {
+		h := &c.ops[i].hist
+		h.bounds, h.counts = slices.Clone(h.bounds), slices.Clone(h.counts)
+	}
+	c.cache = slices.Clone(r.cache)
+	c.sync = slices.Clone(r.sync)
+	return &c
+}
+
+// extractor adds one collection to the stores bound to a reader.
 type extractor struct {
-	s     *storeReporter
-	raw   *rawStats
-	used  [numUsed]bool
-	found map[string]bool
-	errs  []error
+	st     *statsState
+	errs   []error
+	noName map[string]bool // metrics already reported for points without a store name
 }
 
 func (x *extractor) fail(metric, format string, args ...any) {
@@ -206,22 +331,30 @@ func (x *extractor) fail(metric, format string, args ...any) {
 
 var overflowKey = attribute.Key("otel.metric.overflow")
 
-// mine reports whether a data point belongs to this store; it records an
-// error for points that cannot be attributed to any store.
-func (x *extractor) mine(metric string, attrs attribute.Set, seen *bool) bool {
+// owner returns the store a data point belongs to, or nil (no store bound
+// to the reader has its name); it records an error for points that cannot
+// be attributed to any store.
+func (x *extractor) owner(metric string, attrs attribute.Set) *storeReporter {
 	v, ok := attrs.Value(KeyStoreName)
 	if !ok {
-		if !*seen {
-			*seen = true
+		if !x.noName[metric] {
+			if x.noName == nil {
+				x.noName = make(map[string]bool)
+			}
+			x.noName[metric] = true
 			if o, _ := attrs.Value(overflowKey); o.AsBool() {
 				x.fail(metric, "the cardinality limit was reached (otel.metric.overflow): some figures are lost; raise the limit on the MeterProvider or the StatsReader")
 			} else {
 				x.fail(metric, "data points lack the %s attribute: a View filtered it out, so the figures of one store cannot be told from another's", KeyStoreName)
 			}
 		}
-		return false
+		return nil
 	}
-	return v.AsString() == x.s.name
+	name := v.AsString()
+	if s := x.st.bound[name]; s != nil {
+		return s
+	}
+	return x.st.retired[name]
 }
 
 func (x *extractor) metric(m metricdata.Metrics) {
@@ -229,49 +362,39 @@ func (x *extractor) metric(m metricdata.Metrics) {
 	case MetricOperationDuration:
 		x.operations(m)
 	case MetricCacheEvents:
-		x.counter(m, KeyCacheEvent, tally(cacheEventByName, x.raw.cache))
+		x.counter(m, KeyCacheEvent, usedCacheEvents, func(s *storeReporter, name string, n uint64) {
+			if e, ok := cacheEventByName[name]; ok && int(e) < len(s.acc.cache) {
+				s.acc.cache[e] += n
+			}
+		})
 	case MetricSyncEvents:
-		x.counter(m, KeySyncEvent, tally(syncEventByName, x.raw.sync))
+		x.counter(m, KeySyncEvent, usedSyncEvents, func(s *storeReporter, name string, n uint64) {
+			if e, ok := syncEventByName[name]; ok && int(e) < len(s.acc.sync) {
+				s.acc.sync[e] += n
+			}
+		})
 	case MetricSyncItems:
-		x.counter(m, "", func(_ string, n uint64) { x.raw.items += n })
+		x.counter(m, "", usedSyncItems, func(s *storeReporter, _ string, n uint64) { s.acc.items += n })
 	case MetricErrors:
-		x.counter(m, "", func(_ string, n uint64) { x.raw.errors += n })
-	default:
-		return
-	}
-	if x.found == nil {
-		x.found = make(map[string]bool)
-	}
-	x.found[m.Name] = true
-}
-
-// tally returns an add function for extractor.counter that counts by
-// event name into counts; unknown names are skipped.
-func tally[E ~uint8](names map[string]E, counts []uint64) func(string, uint64) {
-	return func(name string, n uint64) {
-		if e, ok := names[name]; ok && int(e) < len(counts) {
-			counts[e] += n
-		}
+		x.counter(m, "", usedErrors, func(s *storeReporter, _ string, n uint64) { s.acc.errors += n })
 	}
 }
 
-// counter reads an Int64Counter's cumulative sum, split by key (or not, for
-// key "").
-func (x *extractor) counter(m metricdata.Metrics, key attribute.Key, add func(string, uint64)) {
+// counter reads an Int64Counter's deltas, split by key (or not, for key
+// "").
+func (x *extractor) counter(m metricdata.Metrics, key attribute.Key, used int, add func(*storeReporter, string, uint64)) {
 	sum, ok := m.Data.(metricdata.Sum[int64])
 	if !ok {
 		x.fail(m.Name, "aggregated as %T, a View changed it; Stats needs a sum", m.Data)
 		return
 	}
-	if sum.Temporality != metricdata.CumulativeTemporality {
-		x.fail(m.Name, "delta temporality; the StatsReader must be cumulative (use NewStatsReader)")
-		return
-	}
-	var noName, noKey bool
+	var noKey bool
 	for _, dp := range sum.DataPoints {
-		if !x.mine(m.Name, dp.Attributes, &noName) {
+		s := x.owner(m.Name, dp.Attributes)
+		if s == nil {
 			continue
 		}
+		s.found[used] = true
 		var v string
 		if key != "" {
 			kv, ok := dp.Attributes.Value(key)
@@ -285,7 +408,7 @@ func (x *extractor) counter(m metricdata.Metrics, key attribute.Key, add func(st
 			v = kv.AsString()
 		}
 		if dp.Value > 0 {
-			add(v, uint64(dp.Value))
+			add(s, v, uint64(dp.Value))
 		}
 	}
 }
@@ -302,20 +425,12 @@ func (x *extractor) operations(m metricdata.Metrics) {
 	var points []point
 	switch h := m.Data.(type) {
 	case metricdata.Histogram[float64]:
-		if h.Temporality != metricdata.CumulativeTemporality {
-			x.fail(m.Name, "delta temporality; the StatsReader must be cumulative (use NewStatsReader)")
-			return
-		}
 		for _, dp := range h.DataPoints {
 			points = append(points, point{dp.Attributes, dp.Count, dp.Sum, func(hr *histRaw) error {
 				return hr.addExplicit(dp.Bounds, dp.BucketCounts)
 			}})
 		}
 	case metricdata.ExponentialHistogram[float64]:
-		if h.Temporality != metricdata.CumulativeTemporality {
-			x.fail(m.Name, "delta temporality; the StatsReader must be cumulative (use NewStatsReader)")
-			return
-		}
 		for _, dp := range h.DataPoints {
 			points = append(points, point{dp.Attributes, dp.Count, dp.Sum, func(hr *histRaw) error {
 				return hr.addExp(dp.Scale, dp.ZeroCount, dp.PositiveBucket)
@@ -325,9 +440,10 @@ func (x *extractor) operations(m metricdata.Metrics) {
 		x.fail(m.Name, "aggregated as %T, a View changed it; Stats needs a histogram (explicit or exponential)", m.Data)
 		return
 	}
-	var noName, noOp, failures bool
+	var noOp bool
 	for _, p := range points {
-		if !x.mine(m.Name, p.attrs, &noName) {
+		s := x.owner(m.Name, p.attrs)
+		if s == nil {
 			continue
 		}
 		v, ok := p.attrs.Value(KeyOperation)
@@ -338,23 +454,21 @@ func (x *extractor) operations(m metricdata.Metrics) {
 			}
 			continue
 		}
+		s.found[usedOperations] = true
 		op, ok := operationByName[v.AsString()]
-		if !ok || int(op) >= len(x.raw.ops) {
+		if !ok || int(op) >= len(s.acc.ops) {
 			continue
 		}
-		o := &x.raw.ops[op]
+		o := &s.acc.ops[op]
 		o.count += p.count
 		o.sum += p.sum
 		if p.attrs.HasValue(KeyErrorType) {
 			o.failures += p.count
-			failures = true
+			s.found[usedFailures] = true
 		}
 		if err := p.add(&o.hist); err != nil {
 			x.fail(m.Name, "%v", err)
 		}
-	}
-	if x.used[usedFailures] && !failures && !noName && !noOp {
-		x.fail(m.Name, "the store recorded failed operations, but no data point has the %s attribute: a View filtered it out, so failures cannot be counted", KeyErrorType)
 	}
 }
 
@@ -369,13 +483,9 @@ func sampledCacheEvent(ev store.CacheEvent) bool {
 // beginning) and now. Sampled counts are extrapolated by 1/rate on each
 // cumulative snapshot before subtracting, so that consecutive windows add
 // up exactly to the cumulative figures.
-func (s *storeReporter) window(now, base *rawStats, start time.Time) store.StoreStats {
+func (s *storeReporter) window(now, base *rawStats, start, end time.Time) store.StoreStats {
 	if base == nil {
-		base = &rawStats{
-			ops:   make([]opRaw, numOps),
-			cache: make([]uint64, numCacheEvents),
-			sync:  make([]uint64, numSyncEvents),
-		}
+		base = newRawStats()
 	}
 	est := func(n uint64) int64 {
 		if s.rate >= 1 {
@@ -396,7 +506,7 @@ func (s *storeReporter) window(now, base *rawStats, start time.Time) store.Store
 		ErrorCount:      int64(now.errors - base.errors),
 		ItemsSynced:     int64(now.items - base.items),
 		Start:           start,
-		End:             now.at,
+		End:             end,
 		Estimated:       s.rate < 1,
 	}
 	for i := range now.ops {
@@ -495,16 +605,36 @@ func secondsToDuration(v float64) time.Duration {
 	return time.Duration(math.Round(v * 1e9))
 }
 
+// refresh brings s.acc up to date: it collects the reader unless nothing
+// was recorded for s since the last collection, or that collection is
+// younger than WithStatsMaxAge. Call with the reader's lock held.
+func (s *storeReporter) refresh(ctx context.Context) error {
+	st := s.r.reader.st
+	if s.refused != nil {
+		return s.refused
+	}
+	if st.bound[s.name] != s && st.retired[s.name] != s {
+		return s.errs // closed, and its last figures collected
+	}
+	var err error
+	if s.dirty.Load() && (s.r.cfg.statsMaxAge <= 0 || time.Since(st.last) >= s.r.cfg.statsMaxAge) {
+		err = s.r.reader.collectLocked(ctx)
+	}
+	s.errs = errors.Join(append(append([]error{err}, st.errs...), s.missing()...)...)
+	return s.errs
+}
+
 // CollectStats computes the window's figures (since the start or the last
 // ResetStats) and says in the error what it could not read.
 func (s *storeReporter) CollectStats(ctx context.Context) (store.StoreStats, error) {
-	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	now, err := s.collect(ctx)
-	if now == nil {
+	st := s.r.reader.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	err := s.refresh(ctx)
+	if s.acc == nil {
 		return store.StoreStats{Start: s.start, End: time.Now()}, err
 	}
-	return s.window(now, s.base, s.start), err
+	return s.window(s.acc, s.base, s.start, time.Now()), err
 }
 
 // Stats implements store.StatsProvider. Errors (see Reporter.CollectStats)
@@ -519,19 +649,20 @@ func (s *storeReporter) Stats() store.StoreStats {
 }
 
 // ResetStats implements store.StatsProvider: it returns the current window
-// and starts a new one at the same snapshot, under one lock, so that every
-// measurement falls in exactly one window.
+// and starts a new one at the same point, under the reader's lock, so that
+// every measurement falls in exactly one window.
 func (s *storeReporter) ResetStats() store.StoreStats {
-	s.statsMu.Lock()
-	defer s.statsMu.Unlock()
-	now, err := s.collect(context.Background())
-	if err != nil {
+	st := s.r.reader.st
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if err := s.refresh(context.Background()); err != nil {
 		otel.Handle(fmt.Errorf("store %q: %w", s.name, err))
 	}
-	if now == nil {
-		return store.StoreStats{Start: s.start, End: time.Now()}
+	now := time.Now()
+	if s.acc == nil {
+		return store.StoreStats{Start: s.start, End: now}
 	}
-	st := s.window(now, s.base, s.start)
-	s.base, s.start = now, now.at
-	return st
+	w := s.window(s.acc, s.base, s.start, now)
+	s.base, s.start = s.acc.clone(), now
+	return w
 }

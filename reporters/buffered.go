@@ -263,6 +263,9 @@ func (b *Buffered) Bind(info store.StoreInfo) store.Binding {
 	var bd store.Binding
 	if d, ok := to.(store.Binder); ok {
 		bd = d.Bind(info)
+		if bd.Err != nil {
+			return bd // refused: the store is not created
+		}
 		if bd.Reporter != nil {
 			to = bd.Reporter
 		}

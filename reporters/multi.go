@@ -24,7 +24,8 @@ import (
 //   - Bind binds every reporter that is a store.Binder (each serves the store
 //     through the reporter its Bind returned; one whose Bind panics serves it
 //     unbound), asks for item IDs if any of them does (the others then
-//     receive IDs too), and releases them all.
+//     receive IDs too), and releases them all. If one refuses the store
+//     (store.Binding.Err), Multi refuses it too, releasing the others.
 //   - Operation spans go to every reporter that traces. With one, its calls
 //     and handles pass through unchanged, at no cost; with several, their
 //     contexts are chained (each start call receives the context the
@@ -237,6 +238,14 @@ func (m *multi) Bind(info store.StoreInfo) store.Binding {
 		bd, ok := bind(b, info)
 		if !ok {
 			continue
+		}
+		if bd.Err != nil {
+			// One reporter refuses the store: so does the fan-out, after
+			// releasing what the others bound.
+			if bd.Release != nil {
+				releases = append(releases, bd.Release)
+			}
+			return store.Binding{Err: bd.Err, Release: func() { releaseAll(releases) }}
 		}
 		if bd.Reporter != nil {
 			bound.rs[i] = bd.Reporter

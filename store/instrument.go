@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"math/rand/v2"
 	"runtime/debug"
@@ -34,7 +35,7 @@ type telemetry struct {
 	panics atomic.Uint64
 }
 
-func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend BackendInfo, onError func(error), live func() LiveStats) *telemetry {
+func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend BackendInfo, onError func(error), live func() LiveStats) (*telemetry, error) {
 	t := &telemetry{rate: mc.SampleRate, stacks: mc.CaptureStacks, onError: onError, now: time.Now}
 	if t.rate == 0 {
 		t.rate = 1
@@ -48,7 +49,7 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend Back
 	switch r.(type) {
 	case nil, NoOpMetricsReporter, *NoOpMetricsReporter:
 		t.rep = NoOpMetricsReporter{}
-		return t
+		return t, nil
 	}
 	t.on = true
 	t.rep = r
@@ -57,6 +58,12 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend Back
 		t.guard("Bind", func() {
 			bd = b.Bind(StoreInfo{Name: name, SampleRate: t.rate, Live: live, Backend: backend})
 		})
+		if bd.Err != nil {
+			if bd.Release != nil {
+				t.guard("Release", bd.Release)
+			}
+			return nil, fmt.Errorf("store: the reporter refused store %q: %w", name, bd.Err)
+		}
 		if bd.Reporter != nil {
 			t.rep = bd.Reporter
 		}
@@ -70,7 +77,7 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend Back
 	} else if sp, ok := r.(StatsProvider); ok {
 		t.stats = sp
 	}
-	return t
+	return t, nil
 }
 
 // sample decides, lock-free, whether an operation is reported.

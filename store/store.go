@@ -79,7 +79,12 @@ func New[T any, ID comparable](backend Backend[T, ID], cfg Config[T, ID]) (*Stor
 	if d, ok := backend.(DescribedBackend); ok {
 		info = d.BackendInfo()
 	}
-	s.tel = newTelemetry(cfg.MetricsReporter, cfg.Metrics, cfg.Name, info, cfg.ErrorHandler, s.Live)
+	tel, err := newTelemetry(cfg.MetricsReporter, cfg.Metrics, cfg.Name, info, cfg.ErrorHandler, s.Live)
+	if err != nil {
+		s.cancelBg()
+		return nil, err
+	}
+	s.tel = tel
 	s.refresh = newRefresher(s, cfg.RefreshWorkers)
 	if cf, ok := backend.(ChangeFeed[ID]); ok {
 		if err := s.subscribeFeed(cf); err != nil {

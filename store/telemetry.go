@@ -91,6 +91,11 @@ type Binding struct {
 	// Release, if set, is called once when the store is closed, after the
 	// final Flush (e.g. to unregister gauge callbacks).
 	Release func()
+	// Err, if set, refuses the store: New fails with an error wrapping it
+	// (and calls Release, if set). A reporter refuses a store it cannot
+	// serve truthfully, e.g. a second live store of the same name where
+	// the figures of the two could not be told apart.
+	Err error
 }
 
 // LiveStats are the store's current figures, read on demand.

@@ -11,7 +11,17 @@ import (
 	"github.com/nexusstore/nexus/store"
 )
 
-var _ store.VersionedBackend[int, string] = (*Backend[int, string])(nil)
+var (
+	_ store.VersionedBackend[int, string] = (*Backend[int, string])(nil)
+	_ store.DescribedBackend              = (*Backend[int, string])(nil)
+)
+
+// BackendInfo implements store.DescribedBackend: the memory backend is
+// in-process and no database (InProcess set, System empty), so a tracer
+// records its calls as INTERNAL spans without database attributes.
+func (b *Backend[T, ID]) BackendInfo() store.BackendInfo {
+	return store.BackendInfo{InProcess: true}
+}
 
 // Backend is an in-memory store.Backend and store.VersionedBackend. Create
 // it with New; the zero value is not usable. It is safe for concurrent use.

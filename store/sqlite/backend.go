@@ -32,8 +32,18 @@ var (
 type Backend[T any, ID Key] struct {
 	db     *sql.DB
 	stmt   statements
+	table  string
 	text   bool // TEXT keys, else INTEGER
 	closed atomic.Bool
+}
+
+var _ store.DescribedBackend = (*Backend[struct{}, string])(nil)
+
+// BackendInfo implements store.DescribedBackend: db.system.name "sqlite"
+// and the item table as db.collection.name, so that tracers name backend
+// calls "get items" and the like.
+func (b *Backend[T, ID]) BackendInfo() store.BackendInfo {
+	return store.BackendInfo{System: "sqlite", Collection: b.table}
 }
 
 // querier is what *sql.DB and *sql.Tx have in common, so that the backend
@@ -74,7 +84,7 @@ func Open[T any, ID Key](path string, opts ...Option) (*Backend[T, ID], error) {
 	if err != nil {
 		return nil, fmt.Errorf("sqlite: open %q: %w", path, err)
 	}
-	b := &Backend[T, ID]{db: db, stmt: newStatements(cfg.table), text: textKey[ID]()}
+	b := &Backend[T, ID]{db: db, stmt: newStatements(cfg.table), table: cfg.table, text: textKey[ID]()}
 	// Open has no context of its own; creating a table is quick, and a
 	// locked file is bounded by the busy timeout.
 	if err := createTable(context.Background(), db, cfg.table, b.text); err != nil {
