@@ -33,6 +33,13 @@ const (
 	KeyErrorType = attribute.Key("error.type")
 	// KeyCacheEvent is the cache event of nexus.store.cache.events.
 	KeyCacheEvent = attribute.Key("nexus.cache.event")
+	// KeyCacheOrigin says, on invalidations, who caused them: "local" (the
+	// store's own Invalidate calls) or "remote" (another writer's change,
+	// heard through the backend's change feed).
+	KeyCacheOrigin = attribute.Key("nexus.cache.origin")
+	// KeyFeedEvent is the change-feed event of nexus.store.feed.events:
+	// "changed", "reset" or "error".
+	KeyFeedEvent = attribute.Key("nexus.feed.event")
 	// KeySyncEvent is the sync event of nexus.store.sync.events.
 	KeySyncEvent = attribute.Key("nexus.sync.event")
 	// KeySyncOutcome is "completed" or "failed" on nexus.store.sync.duration.
@@ -52,7 +59,15 @@ const (
 var reservedKeys = []attribute.Key{
 	KeyStoreName, KeyOperation, KeyPolicy, KeyCacheResult, KeyErrorType,
 	KeyCacheEvent, KeySyncEvent, KeySyncOutcome, KeyRecoverable,
+	KeyCacheOrigin, KeyFeedEvent,
 }
+
+// The database client conventions' attributes of the connection pool
+// gauges.
+const (
+	keyConnState = attribute.Key("db.client.connection.state")
+	keyPoolName  = attribute.Key("db.client.connection.pool.name")
+)
 
 // checkStaticAttrs rejects static attributes that are invalid, repeated, or
 // clash with nexus's own keys (anything under "nexus." is reserved, so that

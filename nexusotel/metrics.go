@@ -44,6 +44,26 @@ const (
 	// MetricPendingOldestAge (Float64ObservableGauge, s) is the age of the
 	// oldest pending change; 0 with none.
 	MetricPendingOldestAge = "nexus.store.pending.oldest_age"
+	// MetricFeedEvents (Int64Counter, {event}) counts the events of the
+	// backend's change feed (store.ChangeFeed) by KeyFeedEvent: changes
+	// heard, resets (the feed connected or reconnected) and errors (it lost
+	// its source). Never sampled.
+	MetricFeedEvents = "nexus.store.feed.events"
+	// MetricFeedLag (Float64Histogram, s) is the time from a change's
+	// commit (by the backend's clock) to the store applying it (by the
+	// local one); recorded for changes whose feed gives a commit time.
+	MetricFeedLag = "nexus.store.feed.lag"
+	// MetricConnCount (Int64ObservableUpDownCounter, {connection}) is the
+	// backend's open pool connections by db.client.connection.state ("idle",
+	// "used"), for backends with a pool (store.PooledBackend), as the
+	// database client conventions name it.
+	MetricConnCount = "db.client.connection.count"
+	// MetricConnMax (Int64ObservableUpDownCounter, {connection}) is the most
+	// connections the backend's pool opens.
+	MetricConnMax = "db.client.connection.max"
+	// MetricConnTimeouts (Int64ObservableCounter, {timeout}) counts the
+	// waits for a pool connection that gave up.
+	MetricConnTimeouts = "db.client.connection.timeouts"
 	// MetricSampleRate (Float64ObservableGauge, 1) is the store's
 	// store.MetricsConfig.SampleRate. Divide the counts of sampled series
 	// by it to estimate true counts (see the package documentation).
@@ -60,6 +80,8 @@ type instruments struct {
 	syncDuration    metric.Float64Histogram
 	syncItems       metric.Int64Counter
 	errors          metric.Int64Counter
+	feedEvents      metric.Int64Counter
+	feedLag         metric.Float64Histogram
 
 	// The observable gauges, nil on the private stats pipeline (Stats does
 	// not read them).
@@ -67,6 +89,9 @@ type instruments struct {
 	pendingChanges metric.Int64ObservableGauge
 	pendingAge     metric.Float64ObservableGauge
 	sampleRate     metric.Float64ObservableGauge
+	connCount      metric.Int64ObservableUpDownCounter
+	connMax        metric.Int64ObservableUpDownCounter
+	connTimeouts   metric.Int64ObservableCounter
 }
 
 func newInstruments(mp metric.MeterProvider, buckets []float64, observable bool) (*instruments, error) {
@@ -104,7 +129,28 @@ func newInstruments(mp metric.MeterProvider, buckets []float64, observable bool)
 		metric.WithUnit("{error}"),
 		metric.WithDescription("Errors: failed operations and failures the store recovered from."))
 	err = errors.Join(err, e)
+	ins.feedEvents, e = m.Int64Counter(MetricFeedEvents,
+		metric.WithUnit("{event}"),
+		metric.WithDescription("Events of the backend's change feed: changes heard, resets, errors."))
+	err = errors.Join(err, e)
+	ins.feedLag, e = m.Float64Histogram(MetricFeedLag,
+		metric.WithUnit("s"),
+		metric.WithDescription("Time from a change's commit to the store applying it, through the backend's change feed."),
+		metric.WithExplicitBucketBoundaries(buckets...))
+	err = errors.Join(err, e)
 	if observable {
+		ins.connCount, e = m.Int64ObservableUpDownCounter(MetricConnCount,
+			metric.WithUnit("{connection}"),
+			metric.WithDescription("Open connections of the backend's pool, by state."))
+		err = errors.Join(err, e)
+		ins.connMax, e = m.Int64ObservableUpDownCounter(MetricConnMax,
+			metric.WithUnit("{connection}"),
+			metric.WithDescription("The most connections the backend's pool opens."))
+		err = errors.Join(err, e)
+		ins.connTimeouts, e = m.Int64ObservableCounter(MetricConnTimeouts,
+			metric.WithUnit("{timeout}"),
+			metric.WithDescription("Waits for a connection of the backend's pool that gave up."))
+		err = errors.Join(err, e)
 		ins.cacheEntries, e = m.Int64ObservableGauge(MetricCacheEntries,
 			metric.WithUnit("{entry}"),
 			metric.WithDescription("Entries in the store's local cache."))

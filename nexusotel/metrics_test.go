@@ -121,7 +121,7 @@ func TestMetricsOfScriptedWorkload(t *testing.T) {
 			dp(3, nexusotel.KeyCacheEvent.String("write")),
 			dp(4, nexusotel.KeyCacheEvent.String("hit")),
 			dp(2, nexusotel.KeyCacheEvent.String("miss")),
-			dp(1, nexusotel.KeyCacheEvent.String("invalidation")),
+			dp(1, nexusotel.KeyCacheEvent.String("invalidation"), nexusotel.KeyCacheOrigin.String("local")),
 		)},
 		{Name: "nexus.store.sync.events", Unit: "{event}", Data: sum(
 			dp(2, nexusotel.KeySyncEvent.String("started")),

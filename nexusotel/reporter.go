@@ -50,10 +50,12 @@ var (
 	_ store.Binder          = (*Reporter)(nil)
 	_ store.OperationTracer = (*Reporter)(nil)
 	_ store.StatsProvider   = (*Reporter)(nil)
+	_ store.FeedReporter    = (*Reporter)(nil)
 
 	_ store.MetricsReporter = (*storeReporter)(nil)
 	_ store.OperationTracer = (*storeReporter)(nil)
 	_ store.StatsProvider   = (*storeReporter)(nil)
+	_ store.FeedReporter    = (*storeReporter)(nil)
 )
 
 // NewReporter returns a Reporter configured by opts.
@@ -192,6 +194,11 @@ func (r *Reporter) ReportSyncEvent(ctx context.Context, m store.SyncMetric) {
 	r.def().ReportSyncEvent(ctx, m)
 }
 
+// ReportFeedEvent records a change-feed event for the unnamed store.
+func (r *Reporter) ReportFeedEvent(ctx context.Context, m store.FeedMetric) {
+	r.def().ReportFeedEvent(ctx, m)
+}
+
 // ReportError records m for the unnamed store.
 func (r *Reporter) ReportError(ctx context.Context, m store.ErrorMetric) {
 	r.def().ReportError(ctx, m)
@@ -295,6 +302,10 @@ type storeReporter struct {
 	// successful backend calls, gauges.
 	opOK      [][]metric.RecordOption
 	cacheOpts [][]metric.AddOption
+	remoteInv []metric.AddOption // a remote invalidation
+	feedOpts  [][]metric.AddOption
+	lagOpts   []metric.RecordOption
+	connOpts  [2][]metric.ObserveOption // idle, used
 	syncOpts  [][]metric.AddOption
 	syncDur   [2][]metric.RecordOption // completed, failed
 	itemOpts  []metric.AddOption
@@ -358,7 +369,20 @@ func (r *Reporter) newStoreReporter(name string, rate float64, live func() store
 	}
 	s.cacheOpts = make([][]metric.AddOption, numCacheEvents)
 	for ev := range s.cacheOpts {
-		s.cacheOpts[ev] = addOpts(s.attrSet(KeyCacheEvent.String(store.CacheEvent(ev).String())))
+		kvs := []attribute.KeyValue{KeyCacheEvent.String(store.CacheEvent(ev).String())}
+		if store.CacheEvent(ev) == store.CacheInvalidation {
+			kvs = append(kvs, KeyCacheOrigin.String("local"))
+		}
+		s.cacheOpts[ev] = addOpts(s.attrSet(kvs...))
+	}
+	s.remoteInv = addOpts(s.attrSet(KeyCacheEvent.String(store.CacheInvalidation.String()), KeyCacheOrigin.String("remote")))
+	s.feedOpts = make([][]metric.AddOption, len(feedEventKinds))
+	for i, k := range feedEventKinds {
+		s.feedOpts[i] = addOpts(s.attrSet(KeyFeedEvent.String(k.String())))
+	}
+	s.lagOpts = recordOpts(s.attrSet())
+	for i, state := range []string{"idle", "used"} {
+		s.connOpts[i] = []metric.ObserveOption{metric.WithAttributeSet(s.attrSet(keyConnState.String(state), keyPoolName.String(name)))}
 	}
 	s.syncOpts = make([][]metric.AddOption, numSyncEvents)
 	for ev := range s.syncOpts {
@@ -516,6 +540,9 @@ func (s *storeReporter) ReportCacheEvent(ctx context.Context, m store.CacheMetri
 		return
 	}
 	opts := s.cacheOpts[m.Event]
+	if m.Remote && m.Event == store.CacheInvalidation {
+		opts = s.remoteInv
+	}
 	for _, p := range s.pipes {
 		p.cacheEvents.Add(ctx, 1, opts...)
 	}
@@ -564,6 +591,25 @@ func (s *storeReporter) ReportError(ctx context.Context, m store.ErrorMetric) {
 	s.mark(usedErrors)
 }
 
+// feedEventKinds are the change-feed events, in FeedEventKind order.
+var feedEventKinds = []store.FeedEventKind{store.FeedChanged, store.FeedReset, store.FeedError}
+
+// ReportFeedEvent counts a change-feed event and records a change's lag.
+func (s *storeReporter) ReportFeedEvent(ctx context.Context, m store.FeedMetric) {
+	if int(m.Event) >= len(s.feedOpts) {
+		return
+	}
+	for _, p := range s.pipes {
+		p.feedEvents.Add(ctx, 1, s.feedOpts[m.Event]...)
+	}
+	if m.Event == store.FeedChanged && !m.Committed.IsZero() {
+		v := m.Lag.Seconds()
+		for _, p := range s.pipes {
+			p.feedLag.Record(ctx, v, s.lagOpts...)
+		}
+	}
+}
+
 // Flush returns nil (see Reporter.Flush).
 func (s *storeReporter) Flush(context.Context) error { return nil }
 
@@ -594,7 +640,8 @@ func (s *storeReporter) registerGauges() {
 		return
 	}
 	reg, err := ins.meter.RegisterCallback(s.observe,
-		ins.cacheEntries, ins.pendingChanges, ins.pendingAge, ins.sampleRate)
+		ins.cacheEntries, ins.pendingChanges, ins.pendingAge, ins.sampleRate,
+		ins.connCount, ins.connMax, ins.connTimeouts)
 	if err != nil {
 		otel.Handle(fmt.Errorf("nexusotel: registering the gauges of store %q: %w", s.name, err))
 		return
@@ -619,6 +666,12 @@ func (s *storeReporter) observe(_ context.Context, o metric.Observer) error {
 		age = math.Max(0, time.Since(l.OldestPending).Seconds())
 	}
 	o.ObserveFloat64(ins.pendingAge, age, s.gaugeOpts...)
+	if l.HasPool {
+		o.ObserveInt64(ins.connCount, int64(l.Pool.Idle), s.connOpts[0]...)
+		o.ObserveInt64(ins.connCount, int64(l.Pool.Used), s.connOpts[1]...)
+		o.ObserveInt64(ins.connMax, int64(l.Pool.Max), s.gaugeOpts...)
+		o.ObserveInt64(ins.connTimeouts, l.Pool.Timeouts, s.gaugeOpts...)
+	}
 	return nil
 }
 

@@ -229,7 +229,7 @@ func (c *Console) ReportFeedEvent(_ context.Context, m store.FeedMetric) {
 	l.str("feed ")
 	l.str(m.Event.String())
 	l.id(m.ItemID)
-	if m.Event == store.FeedChanged && m.Lag > 0 {
+	if m.Event == store.FeedChanged && !m.Committed.IsZero() {
 		l.note("lag ")
 		l.b = appendDuration(l.b, m.Lag)
 	}

@@ -15,7 +15,7 @@ import (
 
 var feedMetrics = []store.FeedMetric{
 	{Event: store.FeedReset, Invalidated: 12},
-	{Event: store.FeedChanged, ItemID: "u7", Lag: 3100 * time.Microsecond, Invalidated: 1},
+	{Event: store.FeedChanged, ItemID: "u7", Committed: time.Unix(1, 0), Lag: 3100 * time.Microsecond, Invalidated: 1},
 	{Event: store.FeedError, Err: errors.New("connection refused")},
 }
 

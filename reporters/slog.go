@@ -275,7 +275,7 @@ func (s *Slog) ReportFeedEvent(ctx context.Context, m store.FeedMetric) {
 	}
 	a := make([]slog.Attr, 0, maxAttrs)
 	a = append(a, slog.String("event", m.Event.String()))
-	if m.Event == store.FeedChanged {
+	if m.Event == store.FeedChanged && !m.Committed.IsZero() {
 		a = append(a, slog.Duration("lag", m.Lag))
 	}
 	a = append(a, slog.Int("invalidated", m.Invalidated))

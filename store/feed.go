@@ -38,6 +38,24 @@ type DescribedBackend interface {
 	BackendInfo() BackendInfo
 }
 
+// ConnPoolStats are the figures of a networked backend's connection pool,
+// as OpenTelemetry's database client conventions name them.
+type ConnPoolStats struct {
+	// Max is the most connections the pool opens; Idle and Used are the
+	// open connections waiting for work and lent out.
+	Max, Idle, Used int
+	// Timeouts counts the waits for a connection that gave up (their
+	// context ended) since the pool was created.
+	Timeouts int64
+}
+
+// PooledBackend is an optional capability: a backend with a connection pool
+// reports its figures. Store.Live includes them (LiveStats.Pool), and
+// nexusotel exports them as db.client.connection.* gauges.
+type PooledBackend interface {
+	ConnPoolStats() ConnPoolStats
+}
+
 // FeedEventKind says what a FeedEvent reports.
 type FeedEventKind uint8
 
@@ -141,7 +159,7 @@ func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
 		}
 		m.ItemID = s.boxID(ev.ID)
 		if !ev.Committed.IsZero() {
-			m.Lag = max(time.Since(ev.Committed), 0)
+			m.Committed, m.Lag = ev.Committed, max(time.Since(ev.Committed), 0)
 		}
 	default:
 		return

@@ -142,13 +142,17 @@ func (s *Store[T, ID]) ResetStats() StoreStats {
 }
 
 // Live returns the store's current figures: cache entries, pending changes,
-// the age of the oldest pending change, reporter panics.
+// the age of the oldest pending change, reporter panics, and the backend's
+// connection pool figures if it has a pool (PooledBackend).
 func (s *Store[T, ID]) Live() LiveStats {
 	c := s.cache
 	c.mu.RLock()
 	l := LiveStats{CacheEntries: len(c.m), PendingChanges: c.pending.n, OldestPending: c.pending.oldest()}
 	c.mu.RUnlock()
 	l.ReporterPanics = s.tel.panics.Load()
+	if pb, ok := s.backend.(PooledBackend); ok {
+		l.Pool, l.HasPool = pb.ConnPoolStats(), true
+	}
 	return l
 }
 

@@ -104,6 +104,10 @@ type LiveStats struct {
 	PendingChanges int       // write-behind changes not yet synced
 	OldestPending  time.Time // when the oldest pending change was queued; zero if none
 	ReporterPanics uint64    // reporter calls that panicked since the store was created
+	// Pool holds the backend's connection pool figures when HasPool is set
+	// (the backend is a PooledBackend).
+	Pool    ConnPoolStats
+	HasPool bool
 }
 
 // FeedReporter is implemented by reporters that record the events of a
@@ -117,9 +121,12 @@ type FeedReporter interface {
 // FeedMetric describes one change-feed event, as the store applied it.
 type FeedMetric struct {
 	Event FeedEventKind
-	// Lag is, for a FeedChanged event, how long after its commit (by the
-	// backend's clock) the store applied it (by the local clock); 0 when
-	// the feed gives no commit time. Clocks apart make it inexact.
+	// Committed is, for a FeedChanged event, when the change was committed
+	// by the backend's clock; zero when the feed gives no commit time.
+	Committed time.Time
+	// Lag is how long after Committed the store applied the change (by the
+	// local clock; clocks apart make it inexact, and it is never negative);
+	// 0 when Committed is zero.
 	Lag time.Duration
 	// Invalidated counts the cached entries the event dropped.
 	Invalidated int

@@ -28,6 +28,7 @@ var (
 	_ store.TxBackend[struct{}, int64]         = (*Backend[struct{}, int64])(nil)
 	_ store.DescribedBackend                   = (*Backend[struct{}, string])(nil)
 	_ store.ChangeFeed[string]                 = (*Backend[struct{}, string])(nil)
+	_ store.PooledBackend                      = (*Backend[struct{}, string])(nil)
 )
 
 // Backend is a store.Backend that keeps items as JSONB in one PostgreSQL
@@ -281,6 +282,18 @@ func (b *Backend[T, ID]) PoolStats() PoolStats {
 		NewConnsCount:        s.NewConnsCount(),
 		AcquireDuration:      s.AcquireDuration(),
 		FeedListeners:        int(b.listening.Load()),
+	}
+}
+
+// ConnPoolStats returns the pool's figures as store.PooledBackend asks for
+// them (the store's Live, nexusotel's db.client.connection.* gauges).
+func (b *Backend[T, ID]) ConnPoolStats() store.ConnPoolStats {
+	s := b.pool.Stat()
+	return store.ConnPoolStats{
+		Max:      int(s.MaxConns()),
+		Idle:     int(s.IdleConns()),
+		Used:     int(s.AcquiredConns()),
+		Timeouts: s.CanceledAcquireCount(),
 	}
 }
 
