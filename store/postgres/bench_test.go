@@ -128,3 +128,92 @@ func BenchmarkGetParallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkStoreGet and BenchmarkStoreSave go through a store.Store over
+// the Backend: a network-only read (every call reaches the server) and a
+// write-through save, so that, set against the raw pgx benchmarks, they
+// give the store's own overhead on a network call.
+func BenchmarkStoreGet(b *testing.B) {
+	be, _, _ := seeded(b, 100)
+	s := benchStoreOver(b, be)
+	ctx := context.Background()
+	netOnly := store.WithFetchPolicy(store.FetchNetworkOnly)
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		if _, err := s.Get(ctx, strconv.Itoa(i%100), netOnly); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func BenchmarkStoreSave(b *testing.B) {
+	for _, feed := range []bool{true, false} {
+		name := "feed"
+		if !feed {
+			name = "no_feed"
+		}
+		b.Run(name, func(b *testing.B) {
+			be, _, _ := seeded(b, 100)
+			var s *store.Store[note, string]
+			if feed {
+				s = benchStoreOver(b, be)
+			} else {
+				s = benchStoreOver(b, noFeed{be})
+			}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for i := 0; b.Loop(); i++ {
+				id := strconv.Itoa(i % 100)
+				if _, err := s.Save(ctx, note{ID: id, Text: "changed"}); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}
+
+// noFeed hides the Backend's change feed from the store, to measure what
+// the feed costs a write (the server notifies the store's listener of its
+// own write, and the store applies the echo).
+type noFeed struct {
+	*postgres.Backend[note, string]
+}
+
+func (noFeed) Subscribe(func(store.FeedEvent[string])) (func(), error) {
+	return nil, store.ErrNoChangeFeed
+}
+
+// BenchmarkStoreGetHit is a cache hit of a store over the Backend: no
+// network call at all.
+func BenchmarkStoreGetHit(b *testing.B) {
+	be, _, _ := seeded(b, 100)
+	s := benchStoreOver(b, be)
+	ctx := context.Background()
+	if _, err := s.Get(ctx, "42"); err != nil {
+		b.Fatal(err)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := s.Get(ctx, "42"); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func benchStoreOver(b *testing.B, be store.Backend[note, string]) *store.Store[note, string] {
+	s, err := store.New[note, string](be, store.Config[note, string]{IDOf: func(n note) string { return n.ID }})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { _ = s.Close(context.Background()) })
+	// The feed's first reset makes the cache trusted; wait for it.
+	for s.Live().CacheEntries == 0 {
+		if _, err := s.Get(context.Background(), "0"); err != nil {
+			b.Fatal(err)
+		}
+		if _, err := s.Get(context.Background(), "0"); err == nil && s.Live().CacheEntries > 0 {
+			break
+		}
+	}
+	return s
+}
