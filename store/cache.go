@@ -6,6 +6,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/puzpuzpuz/xsync/v4"
 )
 
 // entry is one cached item. Its fields are guarded by cache.mu, except
@@ -42,9 +44,31 @@ type entry[T any, ID comparable] struct {
 	modSeq       uint64 // cache.seq at the last change
 	order        uint64 // listing order
 	pending      *pendingChange[T, ID]
-	expired      atomic.Bool // an expiration was reported since the last write
+	dirty        bool // changed in the current critical section: published at unlock
 
-	prev, next *entry[T, ID] // LRU list, most recent at head.next
+	// view is what a cache hit reads, without a lock (see entryView).
+	view atomic.Pointer[entryView[T]]
+	// ref: read since the eviction sweep last passed (CLOCK recency; set
+	// by hits without a lock, only when not set already).
+	ref     atomic.Bool
+	expired atomic.Bool // an expiration was reported since the last write
+
+	prev, next *entry[T, ID] // recency list, most recently written at head.next
+}
+
+// entryView is an immutable snapshot of the fields of an entry that a
+// cache hit reads. Writers change an entry's fields under the cache's lock
+// and publish a new view of every entry they changed when they release it
+// (cache.unlock), so a hit takes no lock and writes no shared memory: it
+// sees the entry as the last critical section left it, never half of one.
+type entryView[T any] struct {
+	value      T
+	deleted    bool
+	absent     bool
+	unverified bool
+	// pinned: local or cache-only; such an entry never goes stale.
+	pinned bool
+	stored time.Time
 }
 
 // local reports whether e holds a write the backend does not have yet.
@@ -79,13 +103,21 @@ type idTags[ID comparable] struct {
 // watchers, all under one lock so that a change, its queueing and its
 // notification are one atomic step.
 type cache[T any, ID comparable] struct {
-	mu      sync.RWMutex
+	mu      sync.Mutex
 	ttl     time.Duration
 	negTTL  time.Duration // Config.NotFoundTTL; 0: no negative entries
 	maxSize int
 	m       map[ID]*entry[T, ID]
-	head    entry[T, ID] // LRU sentinel, used when maxSize > 0
-	tags    map[string]map[ID]struct{}
+	// idx mirrors m for cache hits, which read it without c.mu (a
+	// concurrent map whose loads write nothing); m stays the writers' map.
+	idx     *xsync.Map[ID, *entry[T, ID]]
+	dirtied []*entry[T, ID] // entries to publish at unlock
+	// checkViews makes unlock verify every entry's view against its
+	// fields (internal tests: a change that was not marked is caught in
+	// the critical section that made it).
+	checkViews func(e *entry[T, ID])
+	head       entry[T, ID] // recency sentinel, used when maxSize > 0
+	tags       map[string]map[ID]struct{}
 
 	// seq counts changes; a backend read remembers it when it starts and
 	// fills only entries nobody changed since (see fill).
@@ -110,55 +142,103 @@ type cache[T any, ID comparable] struct {
 
 	pending  pendingQueue[T, ID]
 	watchers watchers[T, ID]
+
+	// known holds, for IDs the cache has no entry for, the version of the
+	// item as the store last learned it (VersionAbsent: absent), and when
+	// (seq): the base of a write-behind change made without reading again,
+	// so that it is pushed conditionally rather than blindly (see queue).
+	known map[ID]knownVersion
 }
+
+type knownVersion struct{ version, seq uint64 }
+
+// maxKnown bounds cache.known; beyond it an arbitrary ID is forgotten
+// (its next write-behind change is pushed unconditionally).
+const maxKnown = 4096
 
 func newCache[T any, ID comparable](ttl, negTTL time.Duration, maxSize int) *cache[T, ID] {
 	c := &cache[T, ID]{ttl: ttl, negTTL: negTTL, maxSize: maxSize, m: make(map[ID]*entry[T, ID]),
-		tags: make(map[string]map[ID]struct{}), seed: maphash.MakeSeed()}
+		idx: xsync.NewMap[ID, *entry[T, ID]](), tags: make(map[string]map[ID]struct{}), seed: maphash.MakeSeed(),
+		known: make(map[ID]knownVersion)}
 	c.head.prev, c.head.next = &c.head, &c.head
 	c.pending.init()
 	return c
 }
 
-// get looks id up. With no TTL and no size bound it takes only the read lock
-// and reads no clock.
-func (c *cache[T, ID]) get(id ID) (l lookup[T]) {
-	if c.maxSize > 0 {
-		c.mu.Lock()
-		defer c.mu.Unlock()
-		if e := c.m[id]; e != nil {
-			c.touch(e)
-			c.read(e, &l)
+// lock takes the cache's lock, for reading or changing its state.
+func (c *cache[T, ID]) lock() { c.mu.Lock() }
+
+// unlock publishes the view of every entry changed since lock, then
+// releases the lock: a change becomes visible to hits at once, whole, and
+// before the operation that made it returns.
+func (c *cache[T, ID]) unlock() {
+	for i, e := range c.dirtied {
+		e.dirty = false
+		e.view.Store(&entryView[T]{
+			value: e.value, deleted: e.deleted, absent: e.absent, unverified: e.unverified,
+			pinned: e.local() || e.localOnly, stored: e.stored,
+		})
+		c.dirtied[i] = nil
+	}
+	c.dirtied = c.dirtied[:0]
+	if c.checkViews != nil {
+		for _, e := range c.m {
+			c.checkViews(e)
 		}
+	}
+	c.mu.Unlock()
+}
+
+// changed marks e for publishing at unlock. Callers hold c.mu. c.write
+// marks what it writes; a change of a viewed field (value, deleted, absent,
+// unverified, stored, local state, localOnly) made without c.write marks
+// its entry itself.
+func (c *cache[T, ID]) changed(e *entry[T, ID]) {
+	if !e.dirty {
+		e.dirty = true
+		c.dirtied = append(c.dirtied, e)
+	}
+}
+
+// get looks id up without taking the cache's lock: a hit loads the entry
+// from the read index and its published view, and writes nothing shared
+// (with a size bound, it sets the entry's recency bit if it is not set).
+// With no TTL it reads no clock.
+func (c *cache[T, ID]) get(id ID) (l lookup[T]) {
+	e, ok := c.idx.Load(id)
+	if !ok {
 		return l
 	}
-	c.mu.RLock()
-	if e := c.m[id]; e != nil {
-		c.read(e, &l)
+	v := e.view.Load()
+	if v == nil {
+		return l // inserted, not yet published: the write has not happened
 	}
-	c.mu.RUnlock()
+	if c.maxSize > 0 && !e.ref.Load() {
+		e.ref.Store(true)
+	}
+	c.read(e, v, &l)
 	return l
 }
 
-func (c *cache[T, ID]) read(e *entry[T, ID], l *lookup[T]) {
-	l.value, l.deleted, l.state = e.value, e.deleted, stateFresh
-	if c.ttl == 0 && !e.absent && !e.unverified && !c.feedDown.Load() {
+func (c *cache[T, ID]) read(e *entry[T, ID], v *entryView[T], l *lookup[T]) {
+	l.value, l.deleted, l.state = v.value, v.deleted, stateFresh
+	if c.ttl == 0 && !v.absent && !v.unverified && !c.feedDown.Load() {
 		return // the default configuration: nothing goes stale
 	}
 	// Local and cache-only entries have no backend copy to refresh from:
 	// they never go stale.
-	if e.local() || e.localOnly {
+	if v.pinned {
 		return
 	}
 	ttl := c.ttl
-	if e.absent {
+	if v.absent {
 		ttl = c.negTTL
 	}
 	switch {
-	case ttl > 0 && time.Since(e.stored) > ttl:
+	case ttl > 0 && time.Since(v.stored) > ttl:
 		l.state = stateStale
 		l.firstExpiry = e.expired.CompareAndSwap(false, true)
-	case e.unverified || c.feedDown.Load():
+	case v.unverified || c.feedDown.Load():
 		l.state = stateStale
 	}
 }
@@ -196,12 +276,15 @@ func (c *cache[T, ID]) write(id ID, v T, deleted bool, tags []string) *entry[T, 
 		c.order++
 		e = &entry[T, ID]{id: id, order: c.order}
 		c.m[id] = e
+		c.idx.Store(id, e)
+		delete(c.known, id) // the entry knows from now on
 		if c.maxSize > 0 {
 			c.pushFront(e)
 		}
 	} else if c.maxSize > 0 {
 		c.touch(e)
 	}
+	c.changed(e)
 	e.value, e.deleted, e.absent, e.unverified = v, deleted, false, false
 	if tags != nil {
 		c.setTags(e, tags)
@@ -243,9 +326,37 @@ func (c *cache[T, ID]) droppedSince(id ID, seq uint64) bool {
 	return c.drops[c.bucket(id)] > seq
 }
 
-// remove drops id's entry (not its pending change: callers decide).
+// remember records that id was at version (VersionAbsent: absent) as of
+// seq, unless the cache holds an entry for it or knows of something later.
+// Callers hold c.mu.
+func (c *cache[T, ID]) remember(id ID, version, seq uint64) {
+	if _, ok := c.m[id]; ok {
+		return
+	}
+	if k, ok := c.known[id]; ok && k.seq > seq {
+		return
+	}
+	if _, ok := c.known[id]; !ok && len(c.known) >= maxKnown {
+		for other := range c.known {
+			delete(c.known, other)
+			break
+		}
+	}
+	c.known[id] = knownVersion{version, seq}
+}
+
+// forget drops what the cache knows of id's version: its next
+// write-behind change, made with no entry, is pushed unconditionally.
+func (c *cache[T, ID]) forget(id ID) { delete(c.known, id) }
+
+// remove drops id's entry (not its pending change: callers decide); the
+// version it knew is remembered (see known).
 func (c *cache[T, ID]) remove(e *entry[T, ID], notify bool) {
 	delete(c.m, e.id)
+	c.idx.Delete(e.id)
+	if e.versionKnown && !e.local() {
+		c.remember(e.id, e.version, c.seq.Load())
+	}
 	if c.maxSize > 0 {
 		e.prev.next, e.next.prev = e.next, e.prev
 		e.prev, e.next = nil, nil
@@ -296,22 +407,36 @@ func (c *cache[T, ID]) touch(e *entry[T, ID]) {
 	c.pushFront(e)
 }
 
-// evict drops least recently used entries beyond maxSize. Local entries
-// are never evicted (they are the only copy of a write).
+// evict drops entries beyond maxSize, least recently used first, as the
+// CLOCK algorithm approximates it: from the tail of the recency list (the
+// least recently written), an entry read since the sweep last passed gets a
+// second chance (its bit is cleared and it moves to the head); the first
+// one that was not read goes. Hits thus never take the lock to record
+// recency. Local entries are never evicted (they are the only copy of a
+// write).
 func (c *cache[T, ID]) evict(ev *[]idTags[ID]) {
 	if c.maxSize == 0 || len(c.m) <= c.maxSize {
 		return
 	}
-	for e := c.head.prev; e != &c.head && len(c.m) > c.maxSize; {
-		prev := e.prev
-		if !e.local() {
+	// Each entry is passed at most twice (once to clear its bit).
+	for budget := 2 * len(c.m); len(c.m) > c.maxSize && budget > 0; budget-- {
+		e := c.head.prev
+		if e == &c.head {
+			return
+		}
+		switch {
+		case e.local():
+			c.touch(e) // kept: look at the others
+		case e.ref.Load():
+			e.ref.Store(false)
+			c.touch(e)
+		default:
 			if ev != nil {
 				*ev = append(*ev, idTags[ID]{e.id, e.tags})
 			}
 			c.remove(e, false)
 			c.complete = false
 		}
-		e = prev
 	}
 }
 
@@ -331,6 +456,9 @@ func (c *cache[T, ID]) fillable(id ID, e *entry[T, ID], startSeq uint64) bool {
 func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq uint64, ev *[]idTags[ID]) (*entry[T, ID], bool) {
 	e := c.m[id]
 	if !c.fillable(id, e, startSeq) {
+		if e == nil && versionKnown {
+			c.remember(id, v.Version, startSeq) // the base of a change made on what the read returned
+		}
 		return e, false
 	}
 	e = c.write(id, v.Item, false, nil)
@@ -346,23 +474,27 @@ func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq u
 func (c *cache[T, ID]) fillAbsent(id ID, startSeq uint64, ev *[]idTags[ID]) bool {
 	e := c.m[id]
 	if !c.fillable(id, e, startSeq) || (e != nil && e.localOnly) {
+		if e == nil {
+			c.remember(id, VersionAbsent, startSeq)
+		}
 		return false
 	}
 	if c.negTTL == 0 {
-		if e == nil {
-			return false
+		if e != nil {
+			c.remove(e, true)
 		}
-		c.remove(e, true)
-		return true
+		c.remember(id, VersionAbsent, startSeq)
+		return e != nil
 	}
 	if e != nil && e.absent && !e.unverified {
 		e.stored = time.Now() // still absent: the negative entry is fresh again
 		e.expired.Store(false)
+		c.changed(e)
 		return false
 	}
 	var zero T
 	e = c.write(id, zero, true, nil)
-	e.absent, e.localOnly, e.version, e.versionKnown = true, false, 0, false
+	e.absent, e.localOnly, e.version, e.versionKnown = true, false, VersionAbsent, true
 	e.stored = time.Now()
 	c.evict(ev)
 	return true
@@ -375,6 +507,8 @@ type claim[T any, ID comparable] struct {
 	claimed bool          // claimOptimistic ran for id
 	e       *entry[T, ID] // the busy entry of an optimistic write; nil if none
 	snap    snapshot[T, ID]
+	known   knownVersion // what the cache knew of id without an entry
+	seq     uint64       // when the claim was made
 }
 
 // claimOptimistic shows an optimistic write of id in the cache before its
@@ -387,9 +521,11 @@ type claim[T any, ID comparable] struct {
 func (c *cache[T, ID]) claimOptimistic(cl *claim[T, ID], ch change[T, ID], tags []string) *entry[T, ID] {
 	e := c.m[ch.id]
 	if !cl.claimed {
-		cl.claimed = true
+		cl.claimed, cl.seq = true, c.seq.Load()
 		if e != nil {
 			cl.snap.take(e)
+		} else {
+			cl.known = c.known[ch.id]
 		}
 	}
 	var zero T
@@ -426,6 +562,7 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 			// the batch showed something else.
 			c.remove(e, !e.deleted)
 		}
+		c.remember(id, VersionAbsent, c.seq.Load())
 		return nil
 	}
 	c.unqueue(e)
@@ -440,6 +577,7 @@ func (c *cache[T, ID]) release(e *entry[T, ID]) {
 	if e != nil && e.busy {
 		e.busy = false
 		c.busy--
+		c.changed(e)
 	}
 }
 
@@ -468,6 +606,12 @@ func (c *cache[T, ID]) rollback(cl *claim[T, ID], ev *[]idTags[ID]) (wrote, refr
 	}
 	if !snap.present || e.invalidated || snap.absent {
 		c.remove(e, !snap.present || snap.absent)
+		switch {
+		case snap.present && snap.versionKnown:
+			c.remember(cl.id, snap.version, cl.seq)
+		case !snap.present && cl.known.seq > 0:
+			c.remember(cl.id, cl.known.version, cl.known.seq)
+		}
 		return false, snap.present && !snap.absent && c.watchers.watching(cl.id)
 	}
 	e = c.write(cl.id, snap.value, snap.deleted, snap.tags)
@@ -492,14 +636,15 @@ func (c *cache[T, ID]) unverify(id ID) {
 	c.complete = false
 	if e := c.m[id]; e != nil && !e.local() && !e.localOnly {
 		e.unverified = true
+		c.changed(e)
 	}
 }
 
 // listState reports whether the cache holds the complete listing and
 // whether it is fresh.
 func (c *cache[T, ID]) listState() (complete, fresh bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	return c.complete, c.listFresh()
 }
 
@@ -512,8 +657,8 @@ func (c *cache[T, ID]) listFresh() bool {
 // listing returns the cached items that match q, in listing order, and
 // whether the cache holds the complete listing and it is fresh.
 func (c *cache[T, ID]) listing(q Query[T]) (items []T, complete, fresh bool) {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	complete = c.complete
 	fresh = c.listFresh()
 	es := make([]*entry[T, ID], 0, len(c.m))
@@ -550,8 +695,8 @@ func compareUint(a, b uint64) int {
 // localIDs returns the IDs of the local entries, or nil when there are
 // none. A listing widens its backend query by them (see listThrough).
 func (c *cache[T, ID]) localIDs() map[ID]struct{} {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	if c.pending.n == 0 && c.busy == 0 {
 		return nil
 	}
@@ -581,8 +726,8 @@ func (c *cache[T, ID]) localIDs() map[ID]struct{} {
 // startSeq) and, if nothing interfered, the cache is marked complete and the
 // entries take the backend's order (the kept ones after it).
 func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf func(T) ID, q Query[T], full bool, startSeq uint64, ev *[]idTags[ID]) (out []T, wrote []idTags[ID]) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	interfered := c.dropSeq > startSeq
 	evictedBefore := len(*ev)
 	seen := make(map[ID]struct{}, len(items))
@@ -638,6 +783,7 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 				continue // a negative entry is no item: nothing to drop
 			} else {
 				c.remove(e, true)
+				c.remember(id, VersionAbsent, startSeq)
 			}
 		}
 		if !interfered && len(*ev) == evictedBefore && !c.feedDown.Load() {
@@ -666,8 +812,8 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 // write, and an in-flight write is only marked (its undo, if it fails, will
 // not bring back the value before it).
 func (c *cache[T, ID]) invalidate(pick func(yield func(*entry[T, ID]) bool)) []idTags[ID] {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.complete = false
 	var out []idTags[ID]
 	c.dropSeq = c.nextSeq()
@@ -690,8 +836,8 @@ func (c *cache[T, ID]) staleIDs() []ID {
 	if c.ttl == 0 {
 		return nil
 	}
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	var ids []ID
 	now := time.Now()
 	for id, e := range c.m {

@@ -189,8 +189,8 @@ func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
 // after it. It returns the dropped entry, if any, and whether anyone
 // watches the ID.
 func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watched bool) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	id := ev.ID
 	watched = c.watchers.watching(id)
 	e := c.m[id]
@@ -221,8 +221,8 @@ func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watch
 // marked and settles unverified), trusts the cache again, and returns the
 // dropped entries and the refreshes their watchers need.
 func (c *cache[T, ID]) feedReset() (dropped []idTags[ID], refresh []refreshKey[ID]) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.droppedAll()
 	c.complete = false
 	for _, e := range c.m {
@@ -243,8 +243,8 @@ func (c *cache[T, ID]) feedReset() (dropped []idTags[ID], refresh []refreshKey[I
 
 // feedLost stops trusting the cache until the feed's next reset.
 func (c *cache[T, ID]) feedLost() {
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.feedDown.Store(true)
 	c.complete = false
 }

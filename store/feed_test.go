@@ -358,3 +358,87 @@ func TestTwoStoresOverOneMemoryBackend(t *testing.T) {
 		}
 	})
 }
+
+// mergeNames is a resolver that keeps both sides' names.
+func mergeNames(c store.Conflict[User, string]) store.Resolution[User] {
+	if c.RemoteDeleted {
+		return store.KeepLocal[User]()
+	}
+	return store.Merged(User{ID: c.ID, Name: c.Remote.Item.Name + "+" + c.Local.Name})
+}
+
+// Two stores that both found an ID absent and then created it write-behind:
+// the second push expects the item absent, meets the first, and the
+// conflict is resolved (here, merged); neither create silently replaces
+// the other.
+func TestWriteBehindCreatesAfterNotFoundConflict(t *testing.T) {
+	ctx := context.Background()
+	b := memory.New[User, string]()
+	open := func() *store.Store[User, string] {
+		s, err := store.New[User, string](b, store.Config[User, string]{IDOf: userID,
+			WritePolicy: store.WriteCacheFirst, Conflict: store.ConflictCustom, ResolveConflict: mergeNames})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = s.Close(ctx) })
+		return s
+	}
+	s1, s2 := open(), open()
+	for _, s := range []*store.Store[User, string]{s1, s2} {
+		if _, err := s.Get(ctx, "x"); !errors.Is(err, store.ErrNotFound) {
+			t.Fatal(err)
+		}
+	}
+	for i, s := range []*store.Store[User, string]{s1, s2} {
+		if _, err := s.Save(ctx, User{ID: "x", Name: strings.Repeat("ab"[i:i+1], 1)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s1.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := s2.Sync(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if u, _ := b.Get(ctx, "x"); u.Name != "a+b" {
+		t.Errorf("backend holds %q, want both creates merged (a+b)", u.Name)
+	}
+}
+
+// A read whose fill was refused (another writer's change was heard during
+// it) still tells the store which version a change made on its result is
+// based on: the change is pushed conditionally and meets the conflict.
+func TestWriteBehindBaseFromRefusedFill(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx := context.Background()
+		g := &holdGate{}
+		b := newTestFeed(memory.WithFault(g.hook))
+		f := newFeedFixture(t, store.Config[User, string]{WritePolicy: store.WriteCacheFirst,
+			Conflict: store.ConflictCustom, ResolveConflict: mergeNames}, b)
+		b.emit(reset())
+		if _, err := b.Backend.Save(ctx, "u1", User{ID: "u1", Name: "old"}); err != nil {
+			t.Fatal(err)
+		}
+		g.arm(memory.OpGet, "u1")
+		read := make(chan User, 1)
+		go func() { u, _ := f.s.Get(ctx, "u1"); read <- u }()
+		<-g.arrived
+		g.release <- nil
+		synctest.Wait()
+		b.remoteSave(t, User{ID: "u1", Name: "theirs"}) // heard before the read fills
+		u := <-read
+		if u.Name != "old" {
+			t.Fatalf("the read returned %q", u.Name)
+		}
+		u.Name = "mine" // a change made on what the read returned
+		if _, err := f.s.Save(ctx, u); err != nil {
+			t.Fatal(err)
+		}
+		if err := f.s.Sync(ctx); err != nil {
+			t.Fatal(err)
+		}
+		if got, _ := b.Get(ctx, "u1"); got.Name != "theirs+mine" {
+			t.Errorf("backend holds %q, want the conflict merged (theirs+mine)", got.Name)
+		}
+	})
+}

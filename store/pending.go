@@ -95,6 +95,8 @@ func (c *cache[T, ID]) queue(id ID, v T, deleted bool, tags []string, now time.T
 		pc = &pendingChange[T, ID]{id: id, queuedAt: now}
 		if e != nil && e.versionKnown {
 			pc.base, pc.baseKnown = e.version, true
+		} else if k, ok := c.known[id]; ok && e == nil {
+			pc.base, pc.baseKnown = k.version, true
 		}
 	}
 	pc.value, pc.deleted, pc.updatedAt, pc.attempts, pc.lastErr = v, deleted, now, 0, nil
@@ -114,5 +116,6 @@ func (c *cache[T, ID]) unqueue(e *entry[T, ID]) {
 	if e != nil && e.pending != nil {
 		c.pending.remove(e.pending)
 		e.pending = nil
+		c.changed(e)
 	}
 }

@@ -170,7 +170,7 @@ func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool)
 	var ev []idTags[ID]
 	var e *entry[T, ID]
 	wrote := false
-	c.mu.Lock()
+	c.lock()
 	if absent {
 		c.fillAbsent(id, startSeq, &ev)
 		e = c.m[id]
@@ -185,7 +185,7 @@ func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool)
 			v = Versioned[T]{Item: e.value}
 		}
 	}
-	c.mu.Unlock()
+	c.unlock()
 	if wrote {
 		s.cacheEvent(o, CacheWrite, id, tags)
 	}

@@ -146,9 +146,9 @@ func (s *Store[T, ID]) ResetStats() StoreStats {
 // connection pool figures if it has a pool (PooledBackend).
 func (s *Store[T, ID]) Live() LiveStats {
 	c := s.cache
-	c.mu.RLock()
+	c.lock()
 	l := LiveStats{CacheEntries: len(c.m), PendingChanges: c.pending.n, OldestPending: c.pending.oldest()}
-	c.mu.RUnlock()
+	c.unlock()
 	l.ReporterPanics = s.tel.panics.Load()
 	if pb, ok := s.backend.(PooledBackend); ok {
 		l.Pool, l.HasPool = pb.ConnPoolStats(), true

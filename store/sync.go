@@ -36,8 +36,8 @@ func (s *Store[T, ID]) SyncStatus() SyncStatus {
 		return SyncStatusSyncing
 	}
 	c := s.cache
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	if c.pending.n == 0 {
 		return SyncStatusSynced
 	}
@@ -53,8 +53,8 @@ func (s *Store[T, ID]) SyncStatus() SyncStatus {
 // change first, with their attempts and last error. It works after Close.
 func (s *Store[T, ID]) PendingChanges() []PendingChange[T, ID] {
 	c := s.cache
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	out := make([]PendingChange[T, ID], 0, c.pending.n)
 	for _, pc := range c.pending.all() {
 		out = append(out, pc.public())
@@ -63,14 +63,14 @@ func (s *Store[T, ID]) PendingChanges() []PendingChange[T, ID] {
 }
 
 func (c *cache[T, ID]) pendingCount() int {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	return c.pending.n
 }
 
 func (c *cache[T, ID]) pendingIDs() []ID {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	ids := make([]ID, 0, c.pending.n)
 	for _, pc := range c.pending.all() {
 		ids = append(ids, pc.id)
@@ -146,8 +146,8 @@ func (s *Store[T, ID]) syncOp(ctx context.Context, only []ID) error {
 }
 
 func (c *cache[T, ID]) isPending(id ID) bool {
-	c.mu.RLock()
-	defer c.mu.RUnlock()
+	c.lock()
+	defer c.unlock()
 	e := c.m[id]
 	return e != nil && e.pending != nil
 }
@@ -169,8 +169,8 @@ func (s *Store[T, ID]) CancelPending(ctx context.Context, id ID) error {
 		return fmt.Errorf("store: cancel pending change of id %v: reading the backend: %w", id, err)
 	}
 	c := s.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	e := c.m[id]
 	if e == nil || e.pending == nil {
 		return nil
@@ -178,6 +178,7 @@ func (s *Store[T, ID]) CancelPending(ctx context.Context, id ID) error {
 	c.unqueue(e)
 	if err != nil {
 		c.remove(e, true)
+		c.remember(id, VersionAbsent, c.seq.Load())
 		return nil
 	}
 	e = c.write(id, v.Item, false, nil)
@@ -321,13 +322,13 @@ func (s *Store[T, ID]) pushOnce(ctx context.Context, o *op, id ID) (pushed, retr
 	mu := s.lockID(id)
 	defer mu.Unlock()
 	c := s.cache
-	c.mu.RLock()
+	c.lock()
 	e := c.m[id]
 	var pc pendingChange[T, ID]
 	if e != nil && e.pending != nil {
 		pc = *e.pending
 	}
-	c.mu.RUnlock()
+	c.unlock()
 	if e == nil || e.pending == nil {
 		return false, false, nil // pushed by another run, or cancelled
 	}
@@ -377,8 +378,8 @@ func (s *Store[T, ID]) pushChange(ctx context.Context, o *op, pc pendingChange[T
 // failed records a failed push on the pending change.
 func (s *Store[T, ID]) failed(id ID, err error) {
 	c := s.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	if e := c.m[id]; e != nil && e.pending != nil {
 		e.pending.attempts++
 		e.pending.lastErr = err
@@ -389,8 +390,8 @@ func (s *Store[T, ID]) failed(id ID, err error) {
 // cache takes the backend's answer.
 func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
 	c := s.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	e := c.m[id]
 	if e == nil || e.pending == nil {
 		return
@@ -398,6 +399,7 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
 	c.unqueue(e)
 	if pc.deleted {
 		c.remove(e, false) // watchers saw the delete when it was made
+		c.remember(id, VersionAbsent, c.seq.Load())
 		return
 	}
 	// What the backend stored (it may have set fields) becomes the cached
@@ -444,17 +446,18 @@ func (s *Store[T, ID]) resolve(ctx context.Context, o *op, pc pendingChange[T, I
 		return false, false, cerr
 	case resolveKeepRemote:
 		c := s.cache
-		c.mu.Lock()
+		c.lock()
 		if e := c.m[pc.id]; e != nil {
 			c.unqueue(e)
 			if cerr.RemoteDeleted {
 				c.remove(e, true)
+				c.remember(pc.id, VersionAbsent, c.seq.Load())
 			} else {
 				e = c.write(pc.id, cerr.Remote.Item, false, nil)
 				e.version, e.versionKnown = cerr.Remote.Version, true
 			}
 		}
-		c.mu.Unlock()
+		c.unlock()
 		s.conflictResolved(ctx, o, pc.id)
 		return false, false, nil
 	case resolveMerged:
@@ -476,11 +479,11 @@ func (s *Store[T, ID]) resolve(ctx context.Context, o *op, pc pendingChange[T, I
 	}
 	if res.kind == resolveMerged {
 		c := s.cache
-		c.mu.Lock()
+		c.lock()
 		if e := c.m[pc.id]; e != nil {
 			c.write(pc.id, pc.value, false, nil)
 		}
-		c.mu.Unlock()
+		c.unlock()
 	}
 	s.synced(pc.id, pc, r)
 	s.conflictResolved(ctx, o, pc.id)

@@ -121,13 +121,13 @@ func (w *watcher[T, ID]) takeAll() map[ID]delta[T] {
 }
 
 func (s *Store[T, ID]) subscribe(w *watcher[T, ID]) func() {
-	s.cache.mu.Lock()
+	s.cache.lock()
 	s.cache.watchers.add(w)
-	s.cache.mu.Unlock()
+	s.cache.unlock()
 	return func() {
-		s.cache.mu.Lock()
+		s.cache.lock()
 		s.cache.watchers.remove(w)
-		s.cache.mu.Unlock()
+		s.cache.unlock()
 	}
 }
 
@@ -221,7 +221,7 @@ func (s *Store[T, ID]) WatchAll(ctx context.Context, opts ...ReadOption) iter.Se
 			return
 		}
 		var v view[T, ID]
-		s.cache.mu.RLock()
+		s.cache.lock()
 		for i, it := range items {
 			id := s.cfg.IDOf(it)
 			order := uint64(math.MaxUint64/2) + uint64(i) // not cached: after the cached ones
@@ -230,7 +230,7 @@ func (s *Store[T, ID]) WatchAll(ctx context.Context, opts ...ReadOption) iter.Se
 			}
 			v.set(id, it, order)
 		}
-		s.cache.mu.RUnlock()
+		s.cache.unlock()
 		for {
 			for id, d := range w.takeAll() {
 				if d.Deleted || !q.Match(d.Value) {

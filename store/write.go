@@ -130,7 +130,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	case WriteCacheOnly, WriteCacheFirst:
 		n := 0
 		now := time.Now()
-		c.mu.Lock()
+		c.lock()
 		for i, ch := range chs {
 			e := c.m[ch.id]
 			existed := e != nil && !e.deleted
@@ -157,7 +157,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 			out[i] = Versioned[T]{Item: ch.value}
 			written = append(written, idTags[ID]{ch.id, e.tags})
 		}
-		c.mu.Unlock()
+		c.unlock()
 		return out, n, nil
 	}
 
@@ -167,7 +167,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	optimistic := wo.policy == WriteCacheAndNetwork
 	claims, at := claimsFor(chs)
 	if optimistic {
-		c.mu.Lock()
+		c.lock()
 		for i, ch := range chs {
 			e := c.claimOptimistic(&claims[at[i]], ch, wo.tags)
 			if !ch.deleted {
@@ -175,7 +175,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 			}
 		}
 		c.evict(&ev)
-		c.mu.Unlock()
+		c.unlock()
 	}
 
 	startSeq := c.seq.Load()
@@ -205,7 +205,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 		}
 	}
 	var refresh []ID
-	c.mu.Lock()
+	c.lock()
 	for k := range claims {
 		cl := &claims[k]
 		if j := lastOK[k]; j >= 0 {
@@ -227,7 +227,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 		}
 	}
 	c.evict(&ev)
-	c.mu.Unlock()
+	c.unlock()
 	for _, id := range refresh {
 		s.refresh.schedule(o, refreshKey[ID]{id: id})
 	}
@@ -264,8 +264,8 @@ func claimsFor[T any, ID comparable](chs []change[T, ID]) ([]claim[T, ID], []int
 // transaction's value), or whose undo failed, is dropped.
 func (s *Store[T, ID]) compensated(done []change[T, ID], comp *compensation[T], startSeq uint64) {
 	c := s.cache
-	c.mu.Lock()
-	defer c.mu.Unlock()
+	c.lock()
+	defer c.unlock()
 	c.complete = false
 	for j, ch := range done {
 		e := c.m[ch.id]
@@ -275,6 +275,7 @@ func (s *Store[T, ID]) compensated(done []change[T, ID], comp *compensation[T], 
 		if comp.failed[j] || e.modSeq > startSeq && !e.local() {
 			if !e.local() {
 				c.remove(e, true)
+				c.forget(ch.id) // the backend's version is not known
 			}
 			continue
 		}
