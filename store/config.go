@@ -47,8 +47,9 @@ type Config[T any, ID comparable] struct {
 	// not-found is never cached.
 	NotFoundTTL time.Duration
 	// MaxCacheSize bounds the number of cached entries; 0: unbounded.
-	// Beyond it the least recently used entry is evicted (entries with
-	// pending changes are never evicted).
+	// Beyond it an entry not read recently is evicted, as the CLOCK
+	// algorithm approximates least-recently-used (entries with pending or
+	// in-flight writes are never evicted).
 	MaxCacheSize int
 	// RefreshWorkers bounds the background refreshes running at once
 	// (FetchCacheAndNetwork, FetchStaleWhileRevalidate); 0: 4.

@@ -21,9 +21,10 @@
 // # Cache
 //
 // Entries never go stale unless Config.CacheTTL is set; the cache is
-// unbounded unless Config.MaxCacheSize is set (least recently used entries
-// are evicted first). With the defaults a cache hit takes only a read lock,
-// reads no clock and allocates nothing. Entries holding unsynced changes are
+// unbounded unless Config.MaxCacheSize is set (entries not read recently
+// are evicted first, by the CLOCK approximation of LRU). A cache hit takes
+// no lock and writes no shared memory, so hits scale with cores; with the
+// defaults it also reads no clock, and it allocates nothing. Entries holding unsynced changes are
 // never evicted or invalidated: they are the only copy of a write. A full
 // listing (GetAll with no filter or limit) read from the backend marks the
 // cache complete, so that cache policies answer listings from it until an
