@@ -28,15 +28,23 @@ type telemetry struct {
 	release   func()
 	onError   func(error)
 
-	// now is the clock read for telemetry only; tests swap it to prove that
-	// the no-op path never reads it.
-	now func() time.Time
+	// now is the clock read for telemetry outside operations (sync runs,
+	// feed events, errors the store handles on its own). Operations are
+	// timed with mono, the monotonic time since base (time.Since costs
+	// about half of time.Now), and their wall timestamps are base plus that
+	// time, so an operation reads the clock twice and only the monotonic
+	// one. Tests swap both to prove that the no-op path reads neither.
+	now  func() time.Time
+	mono func() time.Duration
+	base time.Time
 
 	panics atomic.Uint64
 }
 
 func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend BackendInfo, onError func(error), live func() LiveStats) (*telemetry, error) {
-	t := &telemetry{rate: mc.SampleRate, stacks: mc.CaptureStacks, onError: onError, now: time.Now}
+	t := &telemetry{rate: mc.SampleRate, stacks: mc.CaptureStacks, onError: onError, now: time.Now, base: time.Now()}
+	base := t.base
+	t.mono = func() time.Duration { return time.Since(base) }
 	if t.rate == 0 {
 		t.rate = 1
 	}
@@ -94,12 +102,17 @@ func (t *telemetry) handleError(err error) {
 	t.onError(err)
 }
 
-// recoverReporter is deferred around every call into the reporter.
+// recoverReporter is deferred around calls into the reporter.
 func (t *telemetry) recoverReporter(method string) {
 	if r := recover(); r != nil {
-		t.panics.Add(1)
-		t.handleError(&ReporterPanicError{Method: method, Value: r})
+		t.panicked(method, r)
 	}
+}
+
+// panicked counts a reporter's panic and passes it to the ErrorHandler.
+func (t *telemetry) panicked(method string, r any) {
+	t.panics.Add(1)
+	t.handleError(&ReporterPanicError{Method: method, Value: r})
 }
 
 func (t *telemetry) guard(method string, f func()) {
@@ -162,9 +175,13 @@ type op struct {
 	kind    OperationType
 	policy  Policy
 	sampled bool
-	start   time.Time // read only when sampled or a span was started
-	handle  any
-	traced  bool // the tracer's StartOperation was called: EndOperation is due
+	// hit: the cache served the operation; its CacheHit event is reported
+	// with the operation's metric, under one recover (the hot path).
+	hit    bool
+	hitID  any
+	start  time.Duration // t.mono() at the start, read only when timed
+	handle any
+	traced bool // the tracer's StartOperation was called: EndOperation is due
 }
 
 // timed reports whether the operation's duration is needed: for its metric,
@@ -187,7 +204,7 @@ func (t *telemetry) begin(ctx context.Context, kind OperationType, policy Policy
 		}
 	}
 	if o.timed() {
-		o.start = t.now()
+		o.start = t.mono()
 	}
 	return o
 }
@@ -206,9 +223,10 @@ func (t *telemetry) start(ctx context.Context, kind OperationType, policy Policy
 // endN ends a multi-item or itemless operation.
 func (o *op) endN(err error, items int) { o.end(err, CacheResultNone, items, nil) }
 
-// end reports the operation: its tracer end call, its metric if sampled and,
-// for a failure, its ErrorMetric (never sampled). A read of an absent item
-// is a success. It does nothing on a nil op.
+// end reports the operation: for a failure its ErrorMetric (never
+// sampled), if sampled its hit (see hit) and its metric, then its tracer
+// end call. A read of an absent item is a success. It does nothing on a
+// nil op.
 func (o *op) end(err error, cr CacheResult, items int, id any) {
 	if o == nil {
 		return
@@ -217,21 +235,13 @@ func (o *op) end(err error, cr CacheResult, items int, id any) {
 	if errors.Is(err, ErrNotFound) && (o.kind == OpGet || o.kind == OpWatch) {
 		err = nil
 	}
-	var now time.Time
-	var d time.Duration
+	var end, d time.Duration
 	if o.timed() {
-		now = t.now()
-		d = now.Sub(o.start)
+		end = t.mono()
+		d = end - o.start
 	}
-	if err != nil {
-		t.reportError(o.ctx, t.errorMetric(err, o.kind, false, id, now))
-	}
-	if o.sampled {
-		t.reportOperation(o.ctx, OperationMetric{
-			Operation: o.kind, Duration: d, Success: err == nil, ItemCount: items,
-			Policy: o.policy, CacheResult: cr, ItemID: id, Err: err,
-			SampleRate: t.rate, Timestamp: now,
-		})
+	if err != nil || o.sampled {
+		o.report(err, cr, items, id, d, t.base.Add(end))
 	}
 	if o.traced {
 		defer t.recoverReporter("EndOperation")
@@ -239,6 +249,35 @@ func (o *op) end(err error, cr CacheResult, items int, id any) {
 			Operation: o.kind, Policy: o.policy, Err: err, CacheResult: cr, ItemCount: items, Duration: d,
 		})
 	}
+}
+
+// report makes end's reporter calls under one recover: a panic loses what
+// is left of them (and is counted), as a panic in one call loses that
+// call's report.
+func (o *op) report(err error, cr CacheResult, items int, id any, d time.Duration, now time.Time) {
+	t := o.t
+	method := "ReportError"
+	defer func() {
+		if r := recover(); r != nil {
+			t.panicked(method, r)
+		}
+	}()
+	if err != nil {
+		t.rep.ReportError(o.ctx, t.errorMetric(err, o.kind, false, id, now))
+	}
+	if !o.sampled {
+		return
+	}
+	if o.hit {
+		method = "ReportCacheEvent"
+		t.rep.ReportCacheEvent(o.ctx, CacheMetric{Event: CacheHit, ItemID: o.hitID, SampleRate: t.rate, Timestamp: t.base.Add(o.start)})
+	}
+	method = "ReportOperation"
+	t.rep.ReportOperation(o.ctx, OperationMetric{
+		Operation: o.kind, Duration: d, Success: err == nil, ItemCount: items,
+		Policy: o.policy, CacheResult: cr, ItemID: id, Err: err,
+		SampleRate: t.rate, Timestamp: now,
+	})
 }
 
 func (t *telemetry) errorMetric(err error, kind OperationType, recoverable bool, id any, now time.Time) ErrorMetric {
@@ -254,16 +293,26 @@ func (t *telemetry) errorMetric(err error, kind OperationType, recoverable bool,
 
 // cacheEvent reports a cache event that belongs to o (hit, miss, write):
 // only when o is sampled. A hit or a miss is stamped with the operation's
-// start (it is decided right then), saving a clock read on the hot path.
+// start (it is decided right then), saving a clock read.
 func (o *op) cacheEvent(ev CacheEvent, id any, tags []string) {
 	if o == nil || !o.sampled {
 		return
 	}
-	ts := o.start
-	if ev == CacheWrite || ts.IsZero() {
-		ts = o.t.now()
+	var ts time.Time
+	if ev == CacheWrite {
+		ts = o.t.base.Add(o.t.mono())
+	} else {
+		ts = o.t.base.Add(o.start)
 	}
 	o.t.reportCache(o.ctx, CacheMetric{Event: ev, ItemID: id, Tags: tags, SampleRate: o.t.rate, Timestamp: ts})
+}
+
+// served records that the cache served o: its hit is reported with the
+// operation's metric, at end.
+func (o *op) served(id any) {
+	if o != nil && o.sampled {
+		o.hit, o.hitID = true, id
+	}
 }
 
 // recovered reports an error the store handled on o's behalf.
@@ -279,7 +328,8 @@ type backendCall struct {
 	o      *op
 	ctx    context.Context
 	kind   OperationType
-	start  time.Time
+	timed  bool
+	start  time.Duration // o.t.mono() at the start, when timed
 	handle any
 }
 
@@ -298,7 +348,7 @@ func (o *op) startBackend(ctx context.Context, kind OperationType, background bo
 		bc.handle = h
 	}()
 	if o.sampled || bc.handle != nil {
-		bc.start = t.now()
+		bc.timed, bc.start = true, t.mono()
 	}
 	return bc
 }
@@ -310,8 +360,8 @@ func (bc *backendCall) end(err error) {
 	}
 	t := o.t
 	var d time.Duration
-	if !bc.start.IsZero() {
-		d = t.now().Sub(bc.start)
+	if bc.timed {
+		d = t.mono() - bc.start
 	}
 	defer t.recoverReporter("EndBackendCall")
 	t.tracer.EndBackendCall(bc.ctx, bc.handle, BackendCallEnd{

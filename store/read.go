@@ -109,7 +109,9 @@ func (s *Store[T, ID]) get(ctx context.Context, id ID, policy FetchPolicy, o *op
 	}
 	served := l.state == stateFresh || (l.state == stateStale && policy != FetchCacheFirst)
 	if served {
-		s.cacheEvent(o, CacheHit, id, nil)
+		if o != nil {
+			o.served(s.boxID(id))
+		}
 		if policy == FetchCacheAndNetwork || (policy == FetchStaleWhileRevalidate && l.state == stateStale) {
 			s.refresh.schedule(o, refreshKey[ID]{id: id})
 		}
