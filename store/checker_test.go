@@ -72,6 +72,9 @@ func checkBudget(t testing.TB, def time.Duration, share float64) time.Duration {
 type faults struct {
 	rate       float64       // probability that a call fails
 	maxLatency time.Duration // each call waits a random time below it
+	// slowWrites makes saves and deletes wait up to three times longer, so
+	// that reads fit inside a failing write's backend call.
+	slowWrites bool
 	on         atomic.Bool
 	injected   atomic.Int64
 }
@@ -87,8 +90,11 @@ func (f *faults) hook(_ context.Context, op memory.Op, _ any) error {
 	if !f.on.Load() {
 		return nil
 	}
-	if f.maxLatency > 0 {
-		if d := rand.N(f.maxLatency); d > time.Microsecond {
+	if d := f.maxLatency; d > 0 {
+		if f.slowWrites && (op == memory.OpSave || op == memory.OpDelete) {
+			d *= 3
+		}
+		if d := rand.N(d); d > time.Microsecond {
 			time.Sleep(d)
 		}
 	}
