@@ -444,3 +444,42 @@ func (e *durEnv) transaction(ctx context.Context) {
 		e.record(durWrite{id: w.id, tok: w.tok, call: call, ret: ret, acked: err == nil, effective: err == nil || maybe, what: "Tx[" + e.policy.String() + "]"})
 	}
 }
+
+// TestDurabilityInvariant checks durabilityViolations on hand-written
+// histories: it must accept what a correct store may end with and report a
+// lost write, an invented value and a failed write that took effect.
+func TestDurabilityInvariant(t *testing.T) {
+	w := func(tok, call, ret int64, acked bool) durWrite {
+		return durWrite{id: "k", tok: tok, call: call, ret: ret, acked: acked, effective: acked, what: "Save"}
+	}
+	maybe := func(tok, call, ret int64) durWrite {
+		return durWrite{id: "k", tok: tok, call: call, ret: ret, effective: true, what: "Tx"}
+	}
+	tests := []struct {
+		name    string
+		writes  []durWrite
+		cancels []durCancel
+		final   int64
+		lost    bool
+	}{
+		{"the last write holds", []durWrite{w(1, 0, 1, true), w(2, 2, 3, true)}, nil, 2, false},
+		{"an earlier write holds", []durWrite{w(1, 0, 1, true), w(2, 2, 3, true)}, nil, 1, true},
+		{"concurrent writes, either holds", []durWrite{w(1, 0, 5, true), w(2, 1, 3, true)}, nil, 1, false},
+		{"absent after an acknowledged save", []durWrite{w(1, 0, 1, true)}, nil, 0, true},
+		{"a later delete", []durWrite{w(1, 0, 1, true), w(0, 2, 3, true)}, nil, 0, false},
+		{"cancelled after it", []durWrite{w(1, 0, 1, true)}, []durCancel{{"k", 2, 3}}, 0, false},
+		{"cancelled before it", []durWrite{w(1, 2, 3, true)}, []durCancel{{"k", 0, 1}}, 0, true},
+		{"a failed write changes nothing", []durWrite{w(1, 0, 1, true), w(2, 2, 3, false)}, nil, 1, false},
+		{"a failed write's value", []durWrite{w(1, 0, 1, true), w(2, 2, 3, false)}, nil, 2, true},
+		{"a transaction that may have stayed applied", []durWrite{w(1, 0, 1, true), maybe(2, 2, 3)}, nil, 2, false},
+		{"a value nobody wrote", []durWrite{w(1, 0, 1, true)}, nil, 9, true},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			got := durabilityViolations([]string{"k"}, tt.writes, tt.cancels, map[string]int64{"k": tt.final}, map[string]string{"k": "the backend holds"})
+			if (len(got) > 0) != tt.lost {
+				t.Errorf("violations %q, want some: %v", got, tt.lost)
+			}
+		})
+	}
+}
