@@ -8,6 +8,7 @@ package store_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"os"
@@ -107,12 +108,15 @@ func (f *faults) hook(_ context.Context, op memory.Op, _ any) error {
 
 // stampBackend wraps a versioned backend: every save sets Srv to a fresh
 // number before the item is stored (a server-stamped field), and hook, if
-// set, runs before each call (for backends without memory.WithFault). It has
-// no transactions; txStampBackend adds them.
+// set, runs before each call (for backends without memory.WithFault). It
+// counts the calls it started and finished. It has no transactions;
+// txStampBackend adds them.
 type stampBackend struct {
 	store.VersionedBackend[ckItem, string]
-	hook func(ctx context.Context, op memory.Op, id any) error
-	srv  atomic.Int64
+	hook               func(ctx context.Context, op memory.Op, id any) error
+	srv                atomic.Int64
+	started, finished  atomic.Int64
+	unavailableResults atomic.Int64 // calls that failed with ErrUnavailable
 }
 
 var (
@@ -121,10 +125,19 @@ var (
 )
 
 func (b *stampBackend) before(ctx context.Context, op memory.Op, id any) error {
+	b.started.Add(1)
 	if b.hook == nil {
 		return nil
 	}
 	return b.hook(ctx, op, id)
+}
+
+// after counts a finished call; every method defers it.
+func (b *stampBackend) after(err *error) {
+	if errors.Is(*err, store.ErrUnavailable) {
+		b.unavailableResults.Add(1)
+	}
+	b.finished.Add(1)
 }
 
 func (b *stampBackend) stamp(it ckItem) ckItem {
@@ -137,7 +150,8 @@ func (b *stampBackend) Get(ctx context.Context, id string) (ckItem, error) {
 	return v.Item, err
 }
 
-func (b *stampBackend) GetVersioned(ctx context.Context, id string) (store.Versioned[ckItem], error) {
+func (b *stampBackend) GetVersioned(ctx context.Context, id string) (_ store.Versioned[ckItem], err error) {
+	defer b.after(&err)
 	if err := b.before(ctx, memory.OpGet, id); err != nil {
 		return store.Versioned[ckItem]{}, err
 	}
@@ -153,7 +167,8 @@ func (b *stampBackend) GetAll(ctx context.Context, q store.Query[ckItem]) ([]ckI
 	return items, err
 }
 
-func (b *stampBackend) GetAllVersioned(ctx context.Context, q store.Query[ckItem]) ([]store.Versioned[ckItem], error) {
+func (b *stampBackend) GetAllVersioned(ctx context.Context, q store.Query[ckItem]) (_ []store.Versioned[ckItem], err error) {
+	defer b.after(&err)
 	if err := b.before(ctx, memory.OpGetAll, nil); err != nil {
 		return nil, err
 	}
@@ -165,7 +180,8 @@ func (b *stampBackend) Save(ctx context.Context, id string, it ckItem) (ckItem, 
 	return v.Item, err
 }
 
-func (b *stampBackend) SaveVersioned(ctx context.Context, id string, it ckItem, expect uint64) (store.Versioned[ckItem], error) {
+func (b *stampBackend) SaveVersioned(ctx context.Context, id string, it ckItem, expect uint64) (_ store.Versioned[ckItem], err error) {
+	defer b.after(&err)
 	if err := b.before(ctx, memory.OpSave, id); err != nil {
 		return store.Versioned[ckItem]{}, err
 	}
@@ -176,7 +192,8 @@ func (b *stampBackend) Delete(ctx context.Context, id string) (bool, error) {
 	return b.DeleteVersioned(ctx, id, store.VersionAny)
 }
 
-func (b *stampBackend) DeleteVersioned(ctx context.Context, id string, expect uint64) (bool, error) {
+func (b *stampBackend) DeleteVersioned(ctx context.Context, id string, expect uint64) (_ bool, err error) {
+	defer b.after(&err)
 	if err := b.before(ctx, memory.OpDelete, id); err != nil {
 		return false, err
 	}
