@@ -139,6 +139,15 @@ func checkDurability(t *testing.T, n int, c *durCounts) {
 		}
 	}()
 	e := &durEnv{s: s, start: time.Now(), policy: cfg.WritePolicy}
+	defer func() {
+		c.ops += int64(e.ops)
+		c.faults += f.injected.Load()
+		for _, w := range e.writes {
+			if w.acked {
+				c.acked++
+			}
+		}
+	}()
 	for i := range 4 {
 		e.ids = append(e.ids, fmt.Sprintf("k%d", i))
 	}
@@ -222,13 +231,6 @@ func checkDurability(t *testing.T, n int, c *durCounts) {
 		}
 	}
 	e.check(t, n, "at the end, by "+map[bool]string{true: "Close", false: "Sync"}[byClose], final, where, counter)
-	c.ops += int64(e.ops)
-	c.faults += f.injected.Load()
-	for _, w := range e.writes {
-		if w.acked {
-			c.acked++
-		}
-	}
 }
 
 // durableState reads each ID's durable value: its pending change if it has
