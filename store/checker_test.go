@@ -12,6 +12,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"os"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -249,6 +250,20 @@ func (c *syncCounter) ReportSyncEvent(_ context.Context, m store.SyncMetric) {
 	case store.SyncFailed:
 		c.failed.Add(1)
 	}
+}
+
+// openChecked creates a store for one history and returns it with its
+// Close, which runs once: when the caller calls it (to check its error), or
+// else when the test ends.
+func openChecked(t *testing.T, b store.Backend[ckItem, string], cfg store.Config[ckItem, string]) (*store.Store[ckItem, string], func() error) {
+	t.Helper()
+	s, err := store.New(b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	closeOnce := sync.OnceValue(func() error { return s.Close(context.Background()) })
+	t.Cleanup(func() { closeOnce() })
+	return s, closeOnce
 }
 
 // pick returns one of xs at random.

@@ -128,16 +128,8 @@ func checkDurability(t *testing.T, n int, c *durCounts) {
 	if chance(0.3) {
 		cfg.SyncInterval = time.Duration(200+rand.N(800)) * time.Microsecond
 	}
-	s, err := store.New(mb, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			s.Close(context.Background())
-		}
-	}()
+	s, closeStore := openChecked(t, mb, cfg)
+	defer closeStore() // the history's store goes with it, also when it fails early
 	e := &durEnv{s: s, start: time.Now(), policy: cfg.WritePolicy}
 	defer func() {
 		c.ops += int64(e.ops)
@@ -192,8 +184,7 @@ func checkDurability(t *testing.T, n int, c *durCounts) {
 	var pending []store.PendingChange[ckItem, string]
 	if byClose {
 		mb.SetUnavailable(true)
-		cerr := s.Close(ctx)
-		closed = true
+		cerr := closeStore()
 		pending = s.PendingChanges()
 		var uerr *store.UnsyncedError[string]
 		switch {
@@ -224,9 +215,8 @@ func checkDurability(t *testing.T, n int, c *durCounts) {
 		}
 	}
 	final, where := durableState(t, e.ids, pending, mb)
-	if !closed {
-		closed = true
-		if err := s.Close(ctx); err != nil {
+	if !byClose {
+		if err := closeStore(); err != nil {
 			t.Errorf("Close: %v", err)
 		}
 	}

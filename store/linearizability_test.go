@@ -278,21 +278,12 @@ func checkLinHistory(t *testing.T, run linRun, n int, c *linCounts) {
 		}
 	}
 	counter := &syncCounter{}
-	s, err := store.New(backend, store.Config[ckItem, string]{
+	s, closeStore := openChecked(t, backend, store.Config[ckItem, string]{
 		IDOf: ckID, WritePolicy: run.policy, FetchPolicy: run.fetch,
 		CacheTTL: run.ttl, MaxCacheSize: run.maxSize, RefreshWorkers: 2,
 		Retry:           store.RetryConfig{MaxAttempts: 2, InitialDelay: 20 * time.Microsecond, MaxDelay: 100 * time.Microsecond, Jitter: store.NoJitter},
 		MetricsReporter: counter,
 	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	closed := false
-	defer func() {
-		if !closed {
-			s.Close(context.Background())
-		}
-	}()
 
 	e := &linEnv{t: t, run: run, s: s, h: newLinHistory(), tags: []string{"red", "blue"}, counter: counter}
 	for i := range run.ids {
@@ -407,8 +398,7 @@ func checkLinHistory(t *testing.T, run linRun, n int, c *linCounts) {
 	if n := counter.conflicts.Load(); n > 0 {
 		t.Errorf("Sync resolved %d conflicts, with no other writer of the backend", n)
 	}
-	closed = true
-	if err := s.Close(ctx); err != nil {
+	if err := closeStore(); err != nil {
 		t.Errorf("Close: %v", err)
 	}
 	for _, msg := range e.errs {

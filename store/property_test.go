@@ -807,13 +807,7 @@ func (pm *propMachine) retryPending(t *rapid.T) {
 	err := pm.s.RetryPending(context.Background(), id)
 	_, pending := pm.m.pendingOf(id)
 	ok := pm.push(id)
-	pm.expectCalls(t, before, "RetryPending")
-	switch {
-	case !pending && !errors.Is(err, store.ErrNotPending):
-		pm.fail(t, "RetryPending(%s) with nothing pending: %v, want ErrNotPending", id, err)
-	case pending && ok != (err == nil):
-		pm.fail(t, "RetryPending(%s): %v, want success: %v", id, err, ok)
-	}
+	pm.expectPendingOp(t, "RetryPending", id, before, err, pending, ok)
 }
 
 func (pm *propMachine) cancelPending(t *rapid.T) {
@@ -825,12 +819,19 @@ func (pm *propMachine) cancelPending(t *rapid.T) {
 	if pending && ok {
 		pm.m.unqueue(id)
 	}
-	pm.expectCalls(t, before, "CancelPending")
+	pm.expectPendingOp(t, "CancelPending", id, before, err, pending, ok)
+}
+
+// expectPendingOp checks the outcome of RetryPending or CancelPending of id:
+// ErrNotPending when nothing was pending, else success as the model says.
+func (pm *propMachine) expectPendingOp(t *rapid.T, what, id string, before int64, err error, pending, ok bool) {
+	t.Helper()
+	pm.expectCalls(t, before, what)
 	switch {
 	case !pending && !errors.Is(err, store.ErrNotPending):
-		pm.fail(t, "CancelPending(%s) with nothing pending: %v, want ErrNotPending", id, err)
+		pm.fail(t, "%s(%s) with nothing pending: %v, want ErrNotPending", what, id, err)
 	case pending && ok != (err == nil):
-		pm.fail(t, "CancelPending(%s): %v, want success: %v", id, err, ok)
+		pm.fail(t, "%s(%s): %v, want success: %v", what, id, err, ok)
 	}
 }
 
