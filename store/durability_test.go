@@ -58,12 +58,14 @@ func TestWriteBehindDurability(t *testing.T) {
 	budget := checkBudget(t, 10*time.Second, 0.25)
 	deadline := time.Now().Add(budget)
 	var c durCounts
+	defer func() { // also when a history stops the test
+		t.Logf("durability: %d histories, %d operations (%d acknowledged writes) checked, %d faults injected (budget %v)",
+			c.histories, c.ops, c.acked, c.faults, budget)
+	}()
 	for n := 0; n == 0 || (time.Now().Before(deadline) && !t.Failed()); n++ {
-		checkDurability(t, n, &c)
 		c.histories++
+		checkDurability(t, n, &c)
 	}
-	t.Logf("durability: %d histories, %d operations (%d acknowledged writes) checked, %d faults injected (budget %v)",
-		c.histories, c.ops, c.acked, c.faults, budget)
 }
 
 // durEnv is one history in progress.

@@ -84,6 +84,10 @@ func TestLinearizability(t *testing.T) {
 	budget := checkBudget(t, 24*time.Second, 0.5)
 	deadline := time.Now().Add(budget)
 	var c linCounts
+	defer func() { // also when a history stops the test
+		t.Logf("linearizability: %d histories, %d operations checked, %d faults injected, %d undecided (budget %v)",
+			c.histories, c.ops, c.faults, c.unknown, budget)
+	}()
 	// Every configuration runs once; then they take turns until the budget
 	// is spent or one fails.
 	for round := 0; round == 0 || (time.Now().Before(deadline) && !t.Failed()); round++ {
@@ -91,14 +95,13 @@ func TestLinearizability(t *testing.T) {
 			if round > 0 && (!time.Now().Before(deadline) || t.Failed()) {
 				break
 			}
-			t.Run(run.name, func(t *testing.T) {
-				checkLinHistory(t, run, int(c.histories), &c)
-			})
+			n := int(c.histories)
 			c.histories++
+			t.Run(run.name, func(t *testing.T) {
+				checkLinHistory(t, run, n, &c)
+			})
 		}
 	}
-	t.Logf("linearizability: %d histories, %d operations checked, %d faults injected, %d undecided (budget %v)",
-		c.histories, c.ops, c.faults, c.unknown, budget)
 }
 
 // linHistory records a history. Safe for concurrent use.

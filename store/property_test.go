@@ -61,13 +61,15 @@ func TestStoreProperties(t *testing.T) {
 	budget := checkBudget(t, 8*time.Second, 0.25)
 	deadline := time.Now().Add(budget)
 	var c propCounts
+	defer func() { // also when rapid stops the test
+		t.Logf("properties: %d sequences, %d actions checked, %d faults injected (budget %v)",
+			c.cases.Load(), c.actions.Load(), c.faults.Load(), budget)
+	}()
 	// rapid.Check runs -rapid.checks cases (100 by default); repeat it
 	// until the budget is spent.
 	for round := 0; round == 0 || (time.Now().Before(deadline) && !t.Failed()); round++ {
 		rapid.Check(t, func(rt *rapid.T) { newPropMachine(rt, &c).run(rt) })
 	}
-	t.Logf("properties: %d sequences, %d actions checked, %d faults injected (budget %v)",
-		c.cases.Load(), c.actions.Load(), c.faults.Load(), budget)
 }
 
 // propSchedule is the fault schedule: the next skip calls pass, the fail
