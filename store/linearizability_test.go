@@ -68,11 +68,10 @@ var allFetchPolicies = []store.FetchPolicy{
 }
 
 // cacheOnlyFetchPolicies are the reads of the cache-only run: those that
-// answer from the cache when it holds the entry. The network policies read
-// the backend, which a cache-only write never reaches.
-var cacheOnlyFetchPolicies = []store.FetchPolicy{
-	store.FetchCacheFirst, store.FetchCacheOnly, store.FetchCacheAndNetwork, store.FetchStaleWhileRevalidate,
-}
+// answer from the cache when it holds the entry and never read the backend
+// then (a backend read, a refresh included, replaces a cache-only value;
+// docs/store.md, consistency model).
+var cacheOnlyFetchPolicies = []store.FetchPolicy{store.FetchCacheFirst, store.FetchCacheOnly}
 
 // linCounts sums what the checker did.
 type linCounts struct {
@@ -163,11 +162,12 @@ func isAtomic(p store.WritePolicy) bool {
 }
 
 // write records a write of tok (0: a delete) to id as the steps of the
-// model (see linmodel_test.go).
+// model (see linmodel_test.go); atomicWrite is set for a write that is one
+// step under any model (write-behind, cache-only).
 func (h *linHistory) write(client int, call, ret int64, id string, tok int64, atomicWrite bool, o outcome, what string) {
 	in := linIn{id: id, tok: tok, what: what}
 	switch {
-	case o == wroteOK && atomicWrite:
+	case o == wroteOK && (atomicWrite || atomicWrites):
 		in.kind = linWrite
 		h.add(client, call, ret, in, linOut{})
 		return

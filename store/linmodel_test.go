@@ -1,33 +1,34 @@
 package store_test
 
 // The sequential specification the linearizability checker holds the store
-// to, per ID (porcupine checks each ID's partition on its own).
+// to, per ID (porcupine checks each ID's partition on its own): the
+// consistency model of docs/store.md.
 //
 // The state of an ID is its logical value: what this store's reads must
 // return. With one store and no other writer of the backend, that is the
-// latest write the store acknowledged, its own unsynced write-behind
-// changes included. Three relaxations make it match what a cache in front of
-// a backend can honestly promise while a call is in flight:
+// latest write that took effect, the store's own unsynced write-behind
+// changes included. A write that succeeded takes effect at one point
+// within its [call, return] window (linearizable reads). Failed writes:
 //
-//   - A write that touches the backend (cache-and-network, network-first, a
-//     transaction) may show its value early, or the value it replaced late,
-//     but only inside its own [call, return] window: it is recorded as
-//     Commit (it takes effect; the replaced value stays visible) and End (it
-//     returned: only its effect stays). (A cache-and-network write shows its
-//     value before the backend has it, and a network read may still return
-//     the old one after a cache read returned the new one: in the model both
-//     reads come after the Commit.) Write-behind and cache-only writes are
-//     one atomic step.
-//   - A failed write whose value may have been seen (an optimistic cache
-//     write rolled back, a transaction undone by compensating writes) is
-//     Begin and End without Commit: visible while in flight, never after.
+//   - A failed write whose value may have been seen (an optimistic
+//     cache-and-network write rolled back, a transaction undone by
+//     compensating writes) is Begin and End: visible while in flight, never
+//     after it returned.
 //   - A failed write that may or may not have taken effect (a transaction
 //     whose undo failed, a DeleteAll that stopped at an unknown item) ends
 //     with its value among the possible logical values: later reads decide.
+//   - A failed network-first write changed nothing (faults are raised before
+//     the backend applies anything): it is only a note.
 //
 // A read may return the logical value (any of the possible ones, and then
 // only that one is possible from there on), a value visible in flight, or,
 // for a cache-only read, not-found.
+//
+// With atomicWrites false, the model is weaker for the writes that touch the
+// backend: within its window such a write may show its value early and the
+// value it replaced late (a cache read and a network read may disagree
+// while it is in flight). It is then Commit (it takes effect; the replaced
+// value stays visible) and End (it returned: only its effect stays).
 
 import (
 	"cmp"
@@ -40,6 +41,11 @@ import (
 	"github.com/anishathalye/porcupine"
 )
 
+// atomicWrites selects the model of a successful write that touches the
+// backend: one atomic step (linearizable reads, as docs/store.md promises),
+// or Commit and End (see above).
+const atomicWrites = true
+
 // linKind is the kind of one step of the model.
 type linKind uint8
 
@@ -47,12 +53,12 @@ const (
 	linRead   linKind = iota // a read that returned out (0: not found)
 	linWrite                 // an atomic write of tok (0: a delete)
 	linBegin                 // a failed write: its value is visible from here
-	linCommit                // a non-atomic write takes effect; the value it replaced stays visible
-	linEnd                   // a non-atomic write returned (see endMode)
+	linCommit                // a windowed write takes effect; the value it replaced stays visible
+	linEnd                   // a failed or windowed write returned (see endMode)
 	linNote                  // no effect on the value: an invalidation, a Sync, a failed write that changed nothing
 )
 
-// endMode says how a non-atomic write ended.
+// endMode says how a failed or windowed write ended.
 type endMode uint8
 
 const (
@@ -321,11 +327,13 @@ func TestLinearizabilityModel(t *testing.T) {
 		{"absent at first", []step{r(0, 1, 0)}, true},
 		{"concurrent write, either value", []step{w(0, 1, 1), w(2, 6, 2), r(3, 4, 1), r(3, 4, 2)}, true},
 		{"no going back once the new value was read", []step{w(0, 1, 1), w(2, 9, 2), r(3, 4, 2), r(5, 6, 1)}, false},
+		{"two failed writes in flight", []step{w(0, 1, 1), begin(2, 9, 2, 1), end(2, 9, 2, 1, endFailed), begin(2, 9, 3, 2), end(2, 9, 3, 2, endFailed), r(3, 4, 3), r(5, 6, 2), r(7, 8, 1)}, true},
 		{"cache-only read may miss", []step{w(0, 1, 1), miss(2, 3, 0)}, true},
 		{"a miss is no stale value", []step{w(0, 1, 1), w(2, 3, 2), miss(4, 5, 1)}, false},
 		{"other reads may not miss", []step{w(0, 1, 1), r(2, 3, 0)}, false},
 		{"failed write visible in flight", []step{w(0, 1, 1), begin(2, 9, 2, 1), end(2, 9, 2, 1, endFailed), r(3, 4, 2), r(5, 6, 1)}, true},
 		{"failed write invisible after it returned", []step{w(0, 1, 1), begin(2, 3, 2, 1), end(2, 3, 2, 1, endFailed), r(4, 5, 2)}, false},
+		// Windowed writes (atomicWrites false).
 		{"network write: old value visible in flight", []step{w(0, 1, 1), commit(2, 9, 2, 1), end(2, 9, 2, 1, endOK), r(3, 4, 2), r(5, 6, 1)}, true},
 		{"network write: old value gone after it returned", []step{w(0, 1, 1), commit(2, 3, 2, 1), end(2, 3, 2, 1, endOK), r(4, 5, 1)}, false},
 		{"network write: new value after it returned", []step{w(0, 1, 1), commit(2, 3, 2, 1), end(2, 3, 2, 1, endOK), r(4, 5, 2)}, true},
