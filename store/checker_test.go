@@ -229,12 +229,25 @@ func (tx *stampTx) Save(ctx context.Context, id string, it ckItem) (store.Versio
 
 // syncCounter is a MetricsReporter that counts sync events with atomics, so
 // that turning telemetry on adds no lock that would serialize the workload.
+// It asks for item IDs and keeps the first resolved conflict's, to name it.
 type syncCounter struct {
 	conflicts, retried, failed atomic.Int64
 	errors                     atomic.Int64
+	firstConflict              atomic.Pointer[conflictSeen]
 }
 
-var _ store.MetricsReporter = (*syncCounter)(nil)
+// conflictSeen is a resolved conflict: its ID and when.
+type conflictSeen struct {
+	id any
+	at time.Time
+}
+
+var (
+	_ store.MetricsReporter = (*syncCounter)(nil)
+	_ store.Binder          = (*syncCounter)(nil)
+)
+
+func (c *syncCounter) Bind(store.StoreInfo) store.Binding { return store.Binding{WantItemIDs: true} }
 
 func (c *syncCounter) ReportOperation(context.Context, store.OperationMetric) {}
 func (c *syncCounter) ReportCacheEvent(context.Context, store.CacheMetric)    {}
@@ -245,6 +258,7 @@ func (c *syncCounter) ReportSyncEvent(_ context.Context, m store.SyncMetric) {
 	switch m.Event {
 	case store.SyncConflictResolved:
 		c.conflicts.Add(1)
+		c.firstConflict.CompareAndSwap(nil, &conflictSeen{id: m.ItemID, at: time.Now()})
 	case store.SyncRetried:
 		c.retried.Add(1)
 	case store.SyncFailed:

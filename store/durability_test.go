@@ -262,7 +262,16 @@ func (e *durEnv) check(t *testing.T, n int, when string, final map[string]int64,
 		t.Errorf("history %d, %s (%d conflicts resolved so far): %s", n, when, conflicts, msg)
 	}
 	if conflicts > 0 && !t.Failed() {
-		t.Errorf("history %d, %s: Sync resolved %d conflicts with no other writer of the backend (a resolved conflict drops a change)", n, when, conflicts)
+		cs := counter.firstConflict.Load()
+		at := int64(cs.at.Sub(e.start))
+		var around []string
+		for _, w := range e.writes {
+			if w.id == cs.id && w.ret > at-3_000_000 && w.call < at+500_000 {
+				around = append(around, fmt.Sprintf("      %v acked=%v effective=%v", w, w.acked, w.effective))
+			}
+		}
+		t.Errorf("history %d, %s: Sync resolved %d conflicts with no other writer of the backend (a resolved conflict drops a change); the first, of %v at %.1fµs, after these writes of it:\n%s",
+			n, when, conflicts, cs.id, float64(at)/1e3, strings.Join(around, "\n"))
 	}
 }
 
