@@ -37,6 +37,7 @@ func configProblems(cfg store.Config[User, string], typedNil bool) []string {
 	add(cfg.FetchPolicy > store.FetchStaleWhileRevalidate, "FetchPolicy")
 	add(cfg.WritePolicy > store.WriteCacheOnly, "WritePolicy")
 	add(negative(cfg.CacheTTL), "CacheTTL")
+	add(negative(cfg.NotFoundTTL), "NotFoundTTL")
 	add(cfg.MaxCacheSize < 0, "MaxCacheSize")
 	add(cfg.RefreshWorkers < 0, "RefreshWorkers")
 	add(negative(cfg.SyncInterval), "SyncInterval")
@@ -74,14 +75,14 @@ func (c *opCounter) Flush(context.Context) error                            { re
 // SampleRate says (a tiny rate must not report everything).
 func FuzzConfig(f *testing.F) {
 	f.Fuzz(func(t *testing.T, name string, fetch, write, conflict uint8,
-		ttl, syncEvery, txTimeout int64, maxSize, workers int,
+		ttl, notFoundTTL, syncEvery, txTimeout int64, maxSize, workers int,
 		attempts int, initialDelay, maxDelay int64, multiplier, jitter float64,
 		sampleRate float64, bufferSize int, flushEvery int64, flags uint8) {
 		rec := &opCounter{}
 		cfg := store.Config[User, string]{
 			IDOf: userID, Name: name,
 			FetchPolicy: store.FetchPolicy(fetch), WritePolicy: store.WritePolicy(write),
-			CacheTTL: time.Duration(ttl), MaxCacheSize: maxSize, RefreshWorkers: workers,
+			CacheTTL: time.Duration(ttl), NotFoundTTL: time.Duration(notFoundTTL), MaxCacheSize: maxSize, RefreshWorkers: workers,
 			SyncInterval: time.Duration(syncEvery), Conflict: store.ConflictStrategy(conflict),
 			TransactionTimeout: time.Duration(txTimeout),
 			Retry: store.RetryConfig{

@@ -41,6 +41,7 @@ type linRun struct {
 	mixed     bool              // every write picks its policy (WithWritePolicy)
 	fetch     store.FetchPolicy // Config.FetchPolicy; reads also pick their own
 	ttl       time.Duration
+	notFound  time.Duration // Config.NotFoundTTL: negative caching
 	maxSize   int
 	faultRate float64
 	latency   time.Duration
@@ -53,9 +54,9 @@ type linRun struct {
 
 var linRuns = []linRun{
 	{name: "cache_and_network", policy: store.WriteCacheAndNetwork, faultRate: 0.1, latency: 200 * time.Microsecond, ids: 4},
-	{name: "network_first", policy: store.WriteNetworkFirst, faultRate: 0.1, latency: 200 * time.Microsecond, ids: 4},
+	{name: "network_first", policy: store.WriteNetworkFirst, notFound: time.Hour, faultRate: 0.1, latency: 200 * time.Microsecond, ids: 4},
 	{name: "cache_first", policy: store.WriteCacheFirst, faultRate: 0.15, latency: 200 * time.Microsecond, ids: 4},
-	{name: "mixed", policy: store.WriteCacheAndNetwork, mixed: true, faultRate: 0.1, latency: 200 * time.Microsecond, ids: 4},
+	{name: "mixed", policy: store.WriteCacheAndNetwork, mixed: true, notFound: 2 * time.Millisecond, faultRate: 0.1, latency: 200 * time.Microsecond, ids: 4},
 	{name: "mixed_ttl_lru", policy: store.WriteCacheFirst, mixed: true, ttl: 2 * time.Millisecond, maxSize: 3, faultRate: 0.1, latency: 100 * time.Microsecond, ids: 4},
 	{name: "mixed_swr", policy: store.WriteNetworkFirst, mixed: true, fetch: store.FetchStaleWhileRevalidate, ttl: time.Millisecond, faultRate: 0.05, latency: 200 * time.Microsecond, ids: 4},
 	{name: "cache_only", policy: store.WriteCacheOnly, cacheOnly: true, faultRate: 0.1, latency: 100 * time.Microsecond, ids: 4},
@@ -283,7 +284,7 @@ func checkLinHistory(t *testing.T, run linRun, n int, c *linCounts) {
 	counter := &syncCounter{}
 	s, closeStore := openChecked(t, backend, store.Config[ckItem, string]{
 		IDOf: ckID, WritePolicy: run.policy, FetchPolicy: run.fetch,
-		CacheTTL: run.ttl, MaxCacheSize: run.maxSize, RefreshWorkers: 2,
+		CacheTTL: run.ttl, NotFoundTTL: run.notFound, MaxCacheSize: run.maxSize, RefreshWorkers: 2,
 		Retry:           store.RetryConfig{MaxAttempts: 2, InitialDelay: 20 * time.Microsecond, MaxDelay: 100 * time.Microsecond, Jitter: store.NoJitter},
 		MetricsReporter: counter,
 	})

@@ -10,10 +10,11 @@ package store_test
 // The model: the backend's items in its order (first save; a re-save keeps
 // the place; a delete then save moves to the end), the write-behind queue
 // (per ID the latest change, ordered by when it was last made), and the
-// entries written with WriteCacheOnly (on their own IDs, L1 and L2). What a
-// read must return is the pending change if there is one, else the
-// cache-only entry (for the cache policies, until a backend read replaces
-// it), else the backend's item.
+// entries written with WriteCacheOnly (on their own IDs, L1 and L2, which
+// the backend never holds: a backend read finds nothing to replace a
+// cache-only value with). What a read must return is the pending change if
+// there is one, else the cache-only entry (for the policies that answer from
+// the cache), else the backend's item.
 
 import (
 	"bytes"
@@ -331,8 +332,9 @@ func newPropMachine(t *rapid.T, c *propCounts) *propMachine {
 	pm.mb = memory.New[ckItem, string](memory.WithFault(pm.sched.hook))
 	pm.b = &stampBackend{VersionedBackend: pm.mb}
 	pm.policy = writeNames[rapid.SampledFrom([]string{"cache_and_network", "network_first", "cache_first"}).Draw(t, "config write policy")]
+	notFoundTTL := rapid.SampledFrom([]time.Duration{0, time.Hour}).Draw(t, "config NotFoundTTL")
 	s, err := store.New(pm.b, store.Config[ckItem, string]{
-		IDOf: ckID, WritePolicy: pm.policy,
+		IDOf: ckID, WritePolicy: pm.policy, NotFoundTTL: notFoundTTL,
 		Retry:           store.RetryConfig{MaxAttempts: 2, InitialDelay: time.Microsecond, MaxDelay: time.Microsecond, Jitter: store.NoJitter},
 		MetricsReporter: pm.rep,
 	})
@@ -451,18 +453,9 @@ func (pm *propMachine) check(t *rapid.T) {
 	}
 }
 
-// localReadPolicies are the reads of a cache-only entry the machine
-// draws: a background refresh may or may not replace the entry (a refresh
-// that fails does not), which the model cannot predict.
-var localReadPolicies = []string{"cache_first", "cache_only", "network_first", "network_only"}
-
 func (pm *propMachine) get(t *rapid.T) {
 	id := rapid.SampledFrom(append(slices.Clone(propIDs), propLocalIDs...)).Draw(t, "id")
-	policies := sortedKeys(fetchNames)
-	if strings.HasPrefix(id, "L") {
-		policies = localReadPolicies
-	}
-	p := fetchNames[rapid.SampledFrom(policies).Draw(t, "fetch policy")]
+	p := fetchNames[rapid.SampledFrom(sortedKeys(fetchNames)).Draw(t, "fetch policy")]
 	armed := pm.m.armed()
 	v, err := pm.s.Get(context.Background(), id, store.WithFetchPolicy(p))
 	want := pm.m.value(id, p)
@@ -478,12 +471,6 @@ func (pm *propMachine) get(t *rapid.T) {
 		pm.fail(t, "Get(%s, %v): %v, want %s", id, p, err, describeTok(want))
 	case err != nil && !errors.Is(err, store.ErrNotFound) && !armed:
 		pm.fail(t, "Get(%s, %v) with no fault armed: %v", id, p, err)
-	}
-	// A backend read replaces a cache-only value (docs/store.md,
-	// consistency model); a network-first read that fell back did not read
-	// the backend.
-	if local && (p == store.FetchNetworkOnly || p == store.FetchNetworkFirst) && !fellBack && (err == nil || errors.Is(err, store.ErrNotFound)) {
-		delete(pm.m.local, id)
 	}
 	pm.awaitRefresh(t)
 }
