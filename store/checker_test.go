@@ -110,14 +110,24 @@ func (f *faults) hook(_ context.Context, op memory.Op, _ any) error {
 // stampBackend wraps a versioned backend: every save sets Srv to a fresh
 // number before the item is stored (a server-stamped field), and hook, if
 // set, runs before each call (for backends without memory.WithFault). It
-// counts the calls it started and finished. It has no transactions;
+// counts the calls it started and finished, and those made for a caller
+// whose context was marked with foreground (background work, such as a
+// refresh, runs under the store's own context). It has no transactions;
 // txStampBackend adds them.
 type stampBackend struct {
 	store.VersionedBackend[ckItem, string]
 	hook               func(ctx context.Context, op memory.Op, id any) error
 	srv                atomic.Int64
 	started, finished  atomic.Int64
+	foregroundCalls    atomic.Int64
 	unavailableResults atomic.Int64 // calls that failed with ErrUnavailable
+}
+
+type foregroundKey struct{}
+
+// foreground marks ctx as a caller's, for stampBackend's count.
+func foreground(ctx context.Context) context.Context {
+	return context.WithValue(ctx, foregroundKey{}, true)
 }
 
 var (
@@ -127,6 +137,9 @@ var (
 
 func (b *stampBackend) before(ctx context.Context, op memory.Op, id any) error {
 	b.started.Add(1)
+	if ctx.Value(foregroundKey{}) != nil {
+		b.foregroundCalls.Add(1)
+	}
 	if b.hook == nil {
 		return nil
 	}

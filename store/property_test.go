@@ -17,7 +17,6 @@ package store_test
 // the cache), else the backend's item.
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -323,12 +322,16 @@ type propMachine struct {
 	sched  *propSchedule
 	rep    *conflictCounter
 	policy store.WritePolicy // Config.WritePolicy, for transactions
-	m      propModel
-	tok    int64
+	ctx    context.Context   // every call's: its backend calls count as the action's
+	// goroutines is how many ran when the store was new: more means
+	// background work.
+	goroutines int
+	m          propModel
+	tok        int64
 }
 
 func newPropMachine(t *rapid.T, c *propCounts) *propMachine {
-	pm := &propMachine{c: c, sched: &propSchedule{}, rep: &conflictCounter{}}
+	pm := &propMachine{c: c, sched: &propSchedule{}, rep: &conflictCounter{}, ctx: foreground(context.Background())}
 	pm.mb = memory.New[ckItem, string](memory.WithFault(pm.sched.hook))
 	pm.b = &stampBackend{VersionedBackend: pm.mb}
 	pm.policy = writeNames[rapid.SampledFrom([]string{"cache_and_network", "network_first", "cache_first"}).Draw(t, "config write policy")]
@@ -342,6 +345,7 @@ func newPropMachine(t *rapid.T, c *propCounts) *propMachine {
 		t.Fatal(err)
 	}
 	pm.s = s
+	pm.goroutines = runtime.NumGoroutine()
 	pm.m.local = map[string]int64{}
 	c.cases.Add(1)
 	return pm
@@ -378,6 +382,7 @@ func (pm *propMachine) run(t *rapid.T) {
 				pm.c.actions.Add(1)
 				pm.m.calls = 0
 				act(t)
+				pm.awaitRefresh(t)
 				pm.settle(t)
 			}
 		}
@@ -399,9 +404,9 @@ func (pm *propMachine) settle(t *rapid.T) {
 }
 
 // expectCalls checks the number of backend calls the last action made
-// against the model's prediction.
+// for its caller (not in the background) against the model's prediction.
 func (pm *propMachine) expectCalls(t *rapid.T, before int64, what string) {
-	if got := pm.b.started.Load() - before; got != int64(pm.m.calls) {
+	if got := pm.b.foregroundCalls.Load() - before; got != int64(pm.m.calls) {
 		t.Fatalf("%s made %d backend calls, the model expected %d", what, got, pm.m.calls)
 	}
 }
@@ -457,7 +462,7 @@ func (pm *propMachine) get(t *rapid.T) {
 	id := rapid.SampledFrom(append(slices.Clone(propIDs), propLocalIDs...)).Draw(t, "id")
 	p := fetchNames[rapid.SampledFrom(sortedKeys(fetchNames)).Draw(t, "fetch policy")]
 	armed := pm.m.armed()
-	v, err := pm.s.Get(context.Background(), id, store.WithFetchPolicy(p))
+	v, err := pm.s.Get(pm.ctx, id, store.WithFetchPolicy(p))
 	want := pm.m.value(id, p)
 	_, pending := pm.m.pendingOf(id)
 	localTok, local := pm.m.local[id]
@@ -472,24 +477,20 @@ func (pm *propMachine) get(t *rapid.T) {
 	case err != nil && !errors.Is(err, store.ErrNotFound) && !armed:
 		pm.fail(t, "Get(%s, %v) with no fault armed: %v", id, p, err)
 	}
-	pm.awaitRefresh(t)
 }
 
-// awaitRefresh waits until the background refresh a read may have
-// scheduled (cache-and-network, stale-while-revalidate on an entry to
-// revalidate) is over: until no refresher goroutine is left. Its backend
+// awaitRefresh waits until the background refresh an action may have
+// scheduled (a cache-and-network read, a stale-while-revalidate read of an
+// entry to revalidate, a failed optimistic write) is over: until the
+// store runs no goroutine beyond those it had when it was new. Its backend
 // call would otherwise run into the next action and take a fault meant for
 // it.
 func (pm *propMachine) awaitRefresh(t *rapid.T) {
 	deadline := time.Now().Add(5 * time.Second)
-	buf := make([]byte, 1<<20)
-	for {
-		n := runtime.Stack(buf, true)
-		if !bytes.Contains(buf[:n], []byte("store.(*refresher[...]).work")) {
-			return
-		}
+	for runtime.NumGoroutine() > pm.goroutines {
 		if time.Now().After(deadline) {
-			t.Fatalf("a background refresh still runs after 5s")
+			buf := make([]byte, 1<<20)
+			t.Fatalf("background work still runs after 5s:\n%s", buf[:runtime.Stack(buf, true)])
 		}
 		time.Sleep(20 * time.Microsecond)
 	}
@@ -518,7 +519,7 @@ func (pm *propMachine) getAll(t *rapid.T) {
 		opts = append(opts, store.WithFilter(keep))
 	}
 	armed := pm.m.armed()
-	items, err := pm.s.GetAll(context.Background(), opts...)
+	items, err := pm.s.GetAll(pm.ctx, opts...)
 	match := func(it propItem) bool { return filter == nil || filter(ckItem{ID: it.id, Tok: it.tok}) }
 	fixed, creates := pm.m.listing()
 	fixed, creates = slices.DeleteFunc(fixed, func(it propItem) bool { return !match(it) }), slices.DeleteFunc(creates, func(it propItem) bool { return !match(it) })
@@ -570,8 +571,8 @@ func (pm *propMachine) drawWrite(t *rapid.T) (string, store.WritePolicy, []store
 func (pm *propMachine) save(t *rapid.T) {
 	id, p, opts := pm.drawWrite(t)
 	tok := pm.nextTok()
-	before := pm.b.started.Load()
-	v, err := pm.s.Save(context.Background(), ckItem{ID: id, Tok: tok}, opts...)
+	before := pm.b.foregroundCalls.Load()
+	v, err := pm.s.Save(pm.ctx, ckItem{ID: id, Tok: tok}, opts...)
 	ok := pm.writeOne(propChange{id: id, tok: tok}, p)
 	pm.expectCalls(t, before, "Save")
 	switch {
@@ -586,8 +587,8 @@ func (pm *propMachine) save(t *rapid.T) {
 
 func (pm *propMachine) delete(t *rapid.T) {
 	id, p, opts := pm.drawWrite(t)
-	before := pm.b.started.Load()
-	err := pm.s.Delete(context.Background(), id, opts...)
+	before := pm.b.foregroundCalls.Load()
+	err := pm.s.Delete(pm.ctx, id, opts...)
 	ok := pm.writeOne(propChange{id: id, deleted: true}, p)
 	pm.expectCalls(t, before, "Delete")
 	if ok != (err == nil) {
@@ -607,8 +608,8 @@ func (pm *propMachine) saveAll(t *rapid.T) {
 	for i, id := range ids {
 		items[i] = ckItem{ID: id, Tok: pm.nextTok()}
 	}
-	before := pm.b.started.Load()
-	saved, err := pm.s.SaveAll(context.Background(), items, store.WithWritePolicy(p))
+	before := pm.b.foregroundCalls.Load()
+	saved, err := pm.s.SaveAll(pm.ctx, items, store.WithWritePolicy(p))
 	done := 0
 	for _, it := range items {
 		if !pm.writeOne(propChange{id: it.ID, tok: it.Tok}, p) {
@@ -625,8 +626,8 @@ func (pm *propMachine) saveAll(t *rapid.T) {
 func (pm *propMachine) deleteAll(t *rapid.T) {
 	ids := drawBatchIDs(t)
 	p := drawNetworkOrBehind(t, "write policy")
-	before := pm.b.started.Load()
-	n, err := pm.s.DeleteAll(context.Background(), ids, store.WithWritePolicy(p))
+	before := pm.b.foregroundCalls.Load()
+	n, err := pm.s.DeleteAll(pm.ctx, ids, store.WithWritePolicy(p))
 	done, existed := 0, 0
 	for _, id := range ids {
 		if p != store.WriteCacheFirst {
@@ -664,7 +665,7 @@ func (pm *propMachine) transaction(t *rapid.T) {
 	}), 1, 3).Draw(t, "tx")
 	var chs []propChange // the last change per ID, in the order IDs were first written
 	var before int64
-	ctx := context.Background()
+	ctx := pm.ctx
 	err := pm.s.Transaction(ctx, func(tx *store.Tx[ckItem, string]) error {
 		for _, o := range ops {
 			i := slices.IndexFunc(chs, func(c propChange) bool { return c.id == o.id })
@@ -703,7 +704,7 @@ func (pm *propMachine) transaction(t *rapid.T) {
 		// What the reads above consumed of the schedule; the commit
 		// follows.
 		pm.m.skip, pm.m.fail = pm.sched.state()
-		before = pm.b.started.Load()
+		before = pm.b.foregroundCalls.Load()
 		return nil
 	})
 	pm.m.calls = 0
@@ -786,8 +787,8 @@ func (pm *propMachine) push(id string) bool {
 }
 
 func (pm *propMachine) sync(t *rapid.T) {
-	before := pm.b.started.Load()
-	err := pm.s.Sync(context.Background())
+	before := pm.b.foregroundCalls.Load()
+	err := pm.s.Sync(pm.ctx)
 	ok := true
 	for _, pc := range slices.Clone(pm.m.pending) {
 		ok = pm.push(pc.id) && ok
@@ -800,8 +801,8 @@ func (pm *propMachine) sync(t *rapid.T) {
 
 func (pm *propMachine) retryPending(t *rapid.T) {
 	id := drawID(t)
-	before := pm.b.started.Load()
-	err := pm.s.RetryPending(context.Background(), id)
+	before := pm.b.foregroundCalls.Load()
+	err := pm.s.RetryPending(pm.ctx, id)
 	_, pending := pm.m.pendingOf(id)
 	ok := pm.push(id)
 	pm.expectPendingOp(t, "RetryPending", id, before, err, pending, ok)
@@ -809,8 +810,8 @@ func (pm *propMachine) retryPending(t *rapid.T) {
 
 func (pm *propMachine) cancelPending(t *rapid.T) {
 	id := drawID(t)
-	before := pm.b.started.Load()
-	err := pm.s.CancelPending(context.Background(), id)
+	before := pm.b.foregroundCalls.Load()
+	err := pm.s.CancelPending(pm.ctx, id)
 	_, pending := pm.m.pendingOf(id)
 	ok := !pending || pm.m.call()
 	if pending && ok {
