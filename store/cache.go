@@ -68,11 +68,50 @@ type entryView[T any] struct {
 	unverified bool
 	// pinned: local or cache-only; such an entry never goes stale.
 	pinned bool
+	// local: the entry holds a write the backend does not have yet (see
+	// entry.local); its value wins over what a backend read returns.
+	local  bool
 	stored time.Time
 }
 
 // local reports whether e holds a write the backend does not have yet.
 func (e *entry[T, ID]) local() bool { return e.pending != nil || e.busy }
+
+// unsyncedCreate reports whether e is an item the store created write-behind
+// and never saw in the backend: a listing puts it after the backend's items.
+func (e *entry[T, ID]) unsyncedCreate() bool {
+	return e.pending != nil && (!e.versionKnown || e.version == VersionAbsent)
+}
+
+// localView returns id's published view if its entry is local (see
+// entry.local), without taking the lock: a backend read that starts while
+// id holds a local write answers with it (or a later one), never with what
+// the backend held before that write reached it.
+func (c *cache[T, ID]) localView(id ID) *entryView[T] {
+	if e, ok := c.idx.Load(id); ok {
+		if v := e.view.Load(); v != nil && v.local {
+			return v
+		}
+	}
+	return nil
+}
+
+// localViews returns the published views of every local entry, for a
+// listing that starts (see localView); nil when there are none.
+func (c *cache[T, ID]) localViews() map[ID]*entryView[T] {
+	c.lock()
+	defer c.unlock()
+	if c.pending.n == 0 && c.busy == 0 {
+		return nil
+	}
+	out := make(map[ID]*entryView[T], c.pending.n+c.busy)
+	for id, e := range c.m {
+		if e.local() {
+			out[id] = e.view.Load()
+		}
+	}
+	return out
+}
 
 // entryState is what a lookup found.
 type entryState uint8
@@ -176,7 +215,7 @@ func (c *cache[T, ID]) unlock() {
 		e.dirty = false
 		e.view.Store(&entryView[T]{
 			value: e.value, deleted: e.deleted, absent: e.absent, unverified: e.unverified,
-			pinned: e.local() || e.localOnly, stored: e.stored,
+			pinned: e.local() || e.localOnly, local: e.local(), stored: e.stored,
 		})
 		c.dirtied[i] = nil
 	}
@@ -246,6 +285,7 @@ func (c *cache[T, ID]) read(e *entry[T, ID], v *entryView[T], l *lookup[T]) {
 // snapshot is an entry's state before a write-through, to roll back to.
 type snapshot[T any, ID comparable] struct {
 	present      bool
+	order        uint64
 	value        T
 	deleted      bool
 	absent       bool
@@ -259,7 +299,7 @@ type snapshot[T any, ID comparable] struct {
 
 func (s *snapshot[T, ID]) take(e *entry[T, ID]) {
 	*s = snapshot[T, ID]{
-		present: true, value: e.value, deleted: e.deleted, absent: e.absent, localOnly: e.localOnly, tags: e.tags,
+		present: true, order: e.order, value: e.value, deleted: e.deleted, absent: e.absent, localOnly: e.localOnly, tags: e.tags,
 		stored: e.stored, version: e.version, versionKnown: e.versionKnown, pending: e.pending,
 	}
 }
@@ -281,8 +321,18 @@ func (c *cache[T, ID]) write(id ID, v T, deleted bool, tags []string) *entry[T, 
 		if c.maxSize > 0 {
 			c.pushFront(e)
 		}
-	} else if c.maxSize > 0 {
-		c.touch(e)
+	} else {
+		if c.maxSize > 0 {
+			c.touch(e)
+		}
+		if e.deleted && !deleted && (e.absent || !e.versionKnown) {
+			// An item where the store knows of none in the backend: new,
+			// so last, as the backend lists it. (A pending delete of an
+			// item it knew keeps the item's place: the backend never
+			// deleted it.)
+			c.order++
+			e.order = c.order
+		}
 	}
 	c.changed(e)
 	e.value, e.deleted, e.absent, e.unverified = v, deleted, false, false
@@ -319,6 +369,27 @@ func (c *cache[T, ID]) droppedAll() {
 
 func (c *cache[T, ID]) bucket(id ID) uint64 {
 	return maphash.Comparable(c.seed, id) % uint64(len(c.drops))
+}
+
+// notifyAbsent tells id's watchers that it does not exist, when the cache
+// has no entry to remove (watchers may have seen a value that is gone).
+// Callers hold c.mu.
+func (c *cache[T, ID]) notifyAbsent(id ID) {
+	if c.watchers.watching(id) {
+		var zero T
+		c.watchers.notify(id, zero, true, 0)
+	}
+}
+
+// changedSince reports whether id's entry changed, or id was dropped,
+// after seq.
+func (c *cache[T, ID]) changedSince(id ID, seq uint64) bool {
+	c.lock()
+	defer c.unlock()
+	if e := c.m[id]; e != nil && e.modSeq > seq {
+		return true
+	}
+	return c.droppedSince(id, seq)
 }
 
 // droppedSince reports whether id was dropped after seq.
@@ -473,6 +544,7 @@ func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq u
 // by a negative entry. It reports whether the cache changed.
 func (c *cache[T, ID]) fillAbsent(id ID, startSeq uint64, ev *[]idTags[ID]) bool {
 	e := c.m[id]
+	// A cache-only value stays: it has no backend copy to be absent from.
 	if !c.fillable(id, e, startSeq) || (e != nil && e.localOnly) {
 		if e == nil {
 			c.remember(id, VersionAbsent, startSeq)
@@ -482,6 +554,8 @@ func (c *cache[T, ID]) fillAbsent(id ID, startSeq uint64, ev *[]idTags[ID]) bool
 	if c.negTTL == 0 {
 		if e != nil {
 			c.remove(e, true)
+		} else {
+			c.notifyAbsent(id)
 		}
 		c.remember(id, VersionAbsent, startSeq)
 		return e != nil
@@ -509,6 +583,9 @@ type claim[T any, ID comparable] struct {
 	snap    snapshot[T, ID]
 	known   knownVersion // what the cache knew of id without an entry
 	seq     uint64       // when the claim was made
+	// create: the entry was an unsynced create; once the backend has the
+	// write, the item is new there, so last in its listing.
+	create bool
 }
 
 // claimOptimistic shows an optimistic write of id in the cache before its
@@ -524,6 +601,7 @@ func (c *cache[T, ID]) claimOptimistic(cl *claim[T, ID], ch change[T, ID], tags 
 		cl.claimed, cl.seq = true, c.seq.Load()
 		if e != nil {
 			cl.snap.take(e)
+			cl.create = e.unsyncedCreate()
 		} else {
 			cl.known = c.known[ch.id]
 		}
@@ -546,13 +624,31 @@ func (c *cache[T, ID]) claimOptimistic(cl *claim[T, ID], ch change[T, ID], tags 
 	return e
 }
 
+// hold claims id's cached entry for a network-first write (or a
+// transaction's commit) before its backend call: it becomes busy, so that
+// every read, through the cache or the backend, sees the value it had
+// until the write settles (a backend read would otherwise see the new
+// value while a cache read still served the old one), and no racing fill
+// lands. An uncached id is not held. Callers hold c.mu and the ID's write
+// lock.
+func (c *cache[T, ID]) hold(cl *claim[T, ID], id ID) {
+	cl.id, cl.claimed = id, true
+	if e := c.m[id]; e != nil && !e.busy {
+		cl.create = e.unsyncedCreate()
+		e.busy, e.invalidated = true, false
+		c.busy++
+		c.changed(e)
+		cl.e = e
+	}
+}
+
 // settle records what the backend holds for id after a write-through that
 // it took, which started at startSeq: the value it returned (or the
 // delete). The entry's pending change, superseded, is dropped. If id was
 // dropped meanwhile (an invalidation, another writer's change heard through
 // a change feed), the backend may hold something newer: the value is kept
 // but unverified. Callers hold c.mu.
-func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64) *entry[T, ID] {
+func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64, create bool) *entry[T, ID] {
 	e := c.m[id]
 	c.release(e)
 	if ch.deleted {
@@ -561,6 +657,9 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 			// Watchers saw a tombstone already unless a later write of
 			// the batch showed something else.
 			c.remove(e, !e.deleted)
+		} else {
+			c.dropped(id) // a read in flight must not bring it back
+			c.notifyAbsent(id)
 		}
 		c.remember(id, VersionAbsent, c.seq.Load())
 		return nil
@@ -569,6 +668,10 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 	e = c.write(id, r.v.Item, false, tags)
 	e.localOnly, e.version, e.versionKnown = false, r.v.Version, r.known
 	e.unverified = c.droppedSince(id, startSeq)
+	if create {
+		c.order++
+		e.order = c.order
+	}
 	return e
 }
 
@@ -601,23 +704,27 @@ func (c *cache[T, ID]) rollback(cl *claim[T, ID], ev *[]idTags[ID]) (wrote, refr
 	if snap.pending != nil {
 		// The acknowledged write-behind change is what the store shows.
 		e = c.write(cl.id, snap.pending.value, snap.pending.deleted, nil)
+		e.order = snap.order
 		e.localOnly, e.version, e.versionKnown = false, snap.version, snap.versionKnown
 		return true, false
 	}
 	if !snap.present || e.invalidated || snap.absent {
-		c.remove(e, !snap.present || snap.absent)
+		// Watchers saw the write; what the backend holds is not known (a
+		// failed write may have reached it): they hear of it by a refresh.
+		c.remove(e, snap.absent)
 		switch {
 		case snap.present && snap.versionKnown:
 			c.remember(cl.id, snap.version, cl.seq)
 		case !snap.present && cl.known.seq > 0:
 			c.remember(cl.id, cl.known.version, cl.known.seq)
 		}
-		return false, snap.present && !snap.absent && c.watchers.watching(cl.id)
+		return false, !snap.absent && c.watchers.watching(cl.id)
 	}
 	e = c.write(cl.id, snap.value, snap.deleted, snap.tags)
 	if snap.tags == nil {
 		c.setTags(e, nil)
 	}
+	e.order = snap.order
 	e.localOnly, e.version, e.versionKnown = snap.localOnly, snap.version, snap.versionKnown
 	if !snap.localOnly {
 		e.unverified = true
@@ -667,7 +774,17 @@ func (c *cache[T, ID]) listing(q Query[T]) (items []T, complete, fresh bool) {
 			es = append(es, e)
 		}
 	}
-	sortByOrder(es)
+	// The backend's items in its order, then the unsynced creates (as a
+	// listing through the backend and a Sync put them).
+	slices.SortFunc(es, func(a, b *entry[T, ID]) int {
+		if ca, cb := a.unsyncedCreate(), b.unsyncedCreate(); ca != cb {
+			if ca {
+				return 1
+			}
+			return -1
+		}
+		return compareUint(a.order, b.order)
+	})
 	if q.Limit > 0 && len(es) > q.Limit {
 		es = es[:q.Limit]
 	}

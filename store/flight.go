@@ -19,15 +19,23 @@ type flightCall[V any] struct {
 	done chan struct{}
 	val  V
 	err  error
+	tag  uint64 // the leader's tag, for join
 }
 
 // do runs fn once for all callers of key that overlap with it. A caller whose
 // context ends stops waiting (the call goes on for the others); leader says
-// whether this caller ran fn.
-func (g *flightGroup[K, V]) do(ctx context.Context, key K, fn func() (V, error)) (v V, err error, leader bool) {
+// whether this caller ran fn. A caller joins a call in flight only if join
+// accepts the tag its leader started with (a read must not join one that
+// started before a write the caller has seen complete); otherwise it runs
+// fn on its own.
+func (g *flightGroup[K, V]) do(ctx context.Context, key K, tag uint64, join func(tag uint64) bool, fn func() (V, error)) (v V, err error, leader bool) {
 	g.mu.Lock()
 	if c, ok := g.m[key]; ok {
 		g.mu.Unlock()
+		if !join(c.tag) {
+			v, err = fn()
+			return v, err, true
+		}
 		select {
 		case <-c.done:
 			return c.val, c.err, false
@@ -39,7 +47,7 @@ func (g *flightGroup[K, V]) do(ctx context.Context, key K, fn func() (V, error))
 		g.m = make(map[K]*flightCall[V])
 	}
 	// If fn panics, the panic goes on in the leader and the others see this.
-	c := &flightCall[V]{done: make(chan struct{}), err: errLeaderPanicked}
+	c := &flightCall[V]{done: make(chan struct{}), err: errLeaderPanicked, tag: tag}
 	g.m[key] = c
 	g.mu.Unlock()
 

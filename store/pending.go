@@ -104,9 +104,13 @@ func (c *cache[T, ID]) queue(id ID, v T, deleted bool, tags []string, now time.T
 		pc.tags = tags
 	}
 	c.pending.pushBack(pc)
+	fresh := e == nil
 	e = c.write(id, v, deleted, tags)
 	e.localOnly = false
 	e.pending = pc
+	if fresh && pc.baseKnown {
+		e.version, e.versionKnown = pc.base, true // what the store knew of the backend's item
+	}
 	c.evict(ev)
 	return e
 }

@@ -254,7 +254,7 @@ func (m *propModel) listing() (fixed, creates []propItem) {
 // listingMatches reports whether got is the listing of fixed and creates
 // (see listing) under limit (0: none): fixed's items first, in order, then
 // creates in any order. With partial (a cache-only read of an incomplete
-// cache) any part of it will do, in that order.
+// cache) any part of it will do, in any order.
 func listingMatches(got, fixed, creates []propItem, limit int, partial bool) bool {
 	i := 0 // in fixed
 	seen := map[propItem]bool{}
@@ -262,8 +262,10 @@ func listingMatches(got, fixed, creates []propItem, limit int, partial bool) boo
 		switch {
 		case len(seen) == 0 && !partial && i < len(fixed) && it == fixed[i]:
 			i++
-		case len(seen) == 0 && partial && slices.Contains(fixed[i:], it):
-			i += slices.Index(fixed[i:], it) + 1
+		case partial && slices.Contains(fixed, it) && !seen[it]:
+			// A cache-only listing of a partial cache promises what it
+			// holds, not the backend's order (docs/store.md).
+			seen[it] = true
 		case slices.Contains(creates, it) && !seen[it]:
 			seen[it] = true
 		default:
@@ -894,8 +896,10 @@ func TestListingMatches(t *testing.T) {
 		{[]propItem{a, b, c, x}, 0, false, false},    // y missing
 		{[]propItem{a, b, c, x, x}, 0, false, false}, // twice
 		{[]propItem{a, c, y}, 0, true, true},         // a part of it
-		{[]propItem{c, a}, 0, true, false},
-		{[]propItem{x, a}, 0, true, false},
+		{[]propItem{c, a}, 0, true, true}, // a partial cache promises no order
+		{[]propItem{x, a}, 0, true, true},
+		{[]propItem{a, a}, 0, true, false},
+		{[]propItem{a, {"z", 9}}, 0, true, false},
 		{[]propItem{a, c, y}, 2, true, false},
 	}
 	for i, tt := range tests {

@@ -146,7 +146,12 @@ func (s *Store[T, ID]) readThrough(ctx context.Context, id ID, o *op) (T, error)
 		shared = &c
 	}
 	for {
-		v, err, leader := s.flight.do(ctx, id, func() (Versioned[T], error) {
+		// A read joins a backend read of id in flight only if nothing
+		// changed id since that read started: one that started before a
+		// write this caller saw complete may return the older value.
+		v, err, leader := s.flight.do(ctx, id, s.cache.seq.Load(), func(tag uint64) bool {
+			return !s.cache.changedSince(id, tag)
+		}, func() (Versioned[T], error) {
 			return s.fetch(ctx, id, shared, false)
 		})
 		if err != nil && !leader && isContextErr(err) && ctx.Err() == nil {
@@ -161,6 +166,7 @@ func (s *Store[T, ID]) readThrough(ctx context.Context, id ID, o *op) (T, error)
 // over the backend's value.
 func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool) (Versioned[T], error) {
 	startSeq := s.cache.seq.Load()
+	startLocal := s.cache.localView(id)
 	bc := o.startBackend(ctx, OpGet, background)
 	v, known, err := s.backendGet(bc.ctx, id)
 	bc.end(err)
@@ -182,10 +188,14 @@ func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool)
 	var tags []string
 	if e != nil {
 		tags = e.tags
-		if e.local() {
-			absent = e.deleted
-			v = Versioned[T]{Item: e.value}
-		}
+	}
+	switch {
+	case e != nil && e.local():
+		absent, v = e.deleted, Versioned[T]{Item: e.value}
+	case startLocal != nil:
+		// The local write the read started with reached the backend (or
+		// was undone) meanwhile: the backend's answer may predate it.
+		absent, v = startLocal.deleted, Versioned[T]{Item: startLocal.value}
 	}
 	c.unlock()
 	if wrote {

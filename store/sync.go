@@ -410,8 +410,13 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
 	} else if s.vb == nil {
 		value = r.v.Item
 	}
+	create := e.unsyncedCreate()
 	e = c.write(id, value, false, nil)
 	e.version, e.versionKnown = version, known
+	if create {
+		c.order++
+		e.order = c.order // the backend lists a new item last
+	}
 }
 
 // resolve settles a conflict per Config.Conflict. Every resolution is

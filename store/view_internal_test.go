@@ -116,7 +116,7 @@ func (b *versionedMap) Delete(ctx context.Context, id string) (bool, error) {
 // viewOf is the view e's fields call for.
 func viewOf(e *entry[item, string]) entryView[item] {
 	return entryView[item]{value: e.value, deleted: e.deleted, absent: e.absent, unverified: e.unverified,
-		pinned: e.local() || e.localOnly, stored: e.stored}
+		pinned: e.local() || e.localOnly, local: e.local(), stored: e.stored}
 }
 
 // Cache hits read an entry's published view, not its fields: every

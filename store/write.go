@@ -166,8 +166,8 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	// the write settles); network-first only after it.
 	optimistic := wo.policy == WriteCacheAndNetwork
 	claims, at := claimsFor(chs)
+	c.lock()
 	if optimistic {
-		c.lock()
 		for i, ch := range chs {
 			e := c.claimOptimistic(&claims[at[i]], ch, wo.tags)
 			if !ch.deleted {
@@ -175,8 +175,12 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 			}
 		}
 		c.evict(&ev)
-		c.unlock()
+	} else {
+		for k := range claims {
+			c.hold(&claims[k], claims[k].id)
+		}
 	}
+	c.unlock()
 
 	startSeq := c.seq.Load()
 	var comp *compensation[T]
@@ -185,7 +189,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	}
 	res, done, err := s.apply(ctx, chs, o, comp)
 	if comp != nil && err != nil && done > 0 {
-		s.compensated(chs[:done], comp, startSeq)
+		s.compensated(chs[:done], res[:done], comp, startSeq)
 		done = 0
 	}
 
@@ -209,12 +213,13 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	for k := range claims {
 		cl := &claims[k]
 		if j := lastOK[k]; j >= 0 {
-			if e := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq); e != nil && !optimistic {
+			if e := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq, cl.create); e != nil && !optimistic {
 				written = append(written, idTags[ID]{cl.id, e.tags})
 			}
 			continue
 		}
 		if !optimistic {
+			c.release(cl.e)
 			c.unverify(cl.id)
 			continue
 		}
@@ -256,38 +261,61 @@ func claimsFor[T any, ID comparable](chs []change[T, ID]) ([]claim[T, ID], []int
 }
 
 // compensated fixes the cache after a transaction's applied writes were
-// undone by compensating writes (or failed to be). The backend holds the
-// original items again, at new versions: cached entries and pending changes
-// based on an original's version move to the compensation's, so that a
-// later conditional push does not conflict with the store's own undo. An
-// entry a read filled during the transaction (it may hold the
-// transaction's value), or whose undo failed, is dropped.
-func (s *Store[T, ID]) compensated(done []change[T, ID], comp *compensation[T], startSeq uint64) {
+// undone by compensating writes (or failed to be). Where the undo worked,
+// the backend holds the original item again, at a new version; where it
+// failed, it holds the transaction's write (res). Cached entries and
+// pending changes based on an original's version move to the version the
+// backend now holds, so that a later conditional push does not conflict
+// with the store's own writes. An entry a read filled during the
+// transaction (it may hold the transaction's value), or whose undo failed,
+// is dropped.
+func (s *Store[T, ID]) compensated(done []change[T, ID], res []applied[T], comp *compensation[T], startSeq uint64) {
 	c := s.cache
 	c.lock()
 	defer c.unlock()
 	c.complete = false
 	for j, ch := range done {
+		// The backend changed under reads that started before: they must
+		// not fill what they read.
+		c.dropped(ch.id)
 		e := c.m[ch.id]
-		if e == nil {
-			continue
+		orig := comp.originals[j].Version
+		if comp.absent[j] {
+			orig = VersionAbsent
 		}
-		if comp.failed[j] || e.modSeq > startSeq && !e.local() {
-			if !e.local() {
-				c.remove(e, true)
-				c.forget(ch.id) // the backend's version is not known
+		// What the backend holds now: the transaction's write where the
+		// undo failed, the undo's otherwise.
+		now, known := comp.undone[j].v.Version, comp.undone[j].known
+		switch {
+		case comp.failed[j] && ch.deleted:
+			now, known = VersionAbsent, true
+		case comp.failed[j]:
+			now, known = res[j].v.Version, res[j].known
+		case comp.absent[j]:
+			now, known = VersionAbsent, true // undone by a delete
+		}
+		if e == nil {
+			if known {
+				c.remember(ch.id, now, c.seq.Load())
+			} else {
+				c.forget(ch.id)
 			}
 			continue
 		}
-		u, orig := comp.undone[j], comp.originals[j].Version
-		if !u.known || comp.absent[j] {
+		if pc := e.pending; pc != nil && pc.baseKnown && pc.base == orig && known {
+			pc.base = now
+		}
+		// The transaction holds its entries busy; only a pending change is
+		// another write to keep.
+		if comp.failed[j] || e.modSeq > startSeq && e.pending == nil {
+			if e.pending == nil {
+				c.remove(e, true)
+				c.forget(ch.id) // the cache's value is not the backend's
+			}
 			continue
 		}
-		if e.versionKnown && e.version == orig {
-			e.version = u.v.Version
-		}
-		if pc := e.pending; pc != nil && pc.baseKnown && pc.base == orig {
-			pc.base = u.v.Version
+		if known && e.versionKnown && e.version == orig {
+			e.version = now
 		}
 	}
 }
