@@ -306,7 +306,7 @@ var pgRows = []struct{ group, name, label string }{
 }
 
 func pg(out io.Writer, r *results) {
-	fmt.Fprintln(out, "| operation | benchmark | what | ns/op | ± | allocs/op | vs raw pgx |")
+	fmt.Fprintln(out, "| operation | benchmark | what | µs/op | ± | allocs/op | vs raw pgx |")
 	fmt.Fprintln(out, "|---|---|---|--:|--:|--:|--:|")
 	base := map[string]float64{}
 	for _, p := range pgRows {
@@ -317,7 +317,7 @@ func pg(out io.Writer, r *results) {
 		}
 		vs := "—"
 		if b, ok := base[p.group]; ok {
-			vs = fmt.Sprintf("%+.0f ns (%+.1f%%)", v-b, 100*(v-b)/b)
+			vs = fmt.Sprintf("%+.1f µs (%+.1f%%)", (v-b)/1e3, 100*(v-b)/b)
 		} else {
 			base[p.group] = v
 		}
@@ -326,12 +326,12 @@ func pg(out io.Writer, r *results) {
 			allocs = strconv.FormatFloat(a.center, 'f', -1, 64)
 		}
 		fmt.Fprintf(out, "| %s | %s | %s | %s | %s | %s | %s |\n",
-			p.group, p.name, p.label, formatNs(v), r.get("sec/op", name, 0).ci, allocs, vs)
+			p.group, p.name, p.label, formatNs(v/1e3), r.get("sec/op", name, 0).ci, allocs, vs)
 	}
 }
 
-// formatNs prints ns with three significant figures, and no fraction from
-// 1000 up.
+// formatNs prints a duration (ns, or µs) with three significant figures,
+// and no fraction from 100 up.
 func formatNs(v float64) string {
 	switch {
 	case v >= 100:
