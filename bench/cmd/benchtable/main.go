@@ -210,6 +210,8 @@ func suite(out io.Writer, r *results) {
 	}
 	fmt.Fprintln(out)
 	targets(out, r)
+	fmt.Fprintln(out)
+	meaning(out, r)
 }
 
 // targets prints issue 12's three targets against this run's medians.
@@ -233,6 +235,30 @@ func targets(out io.Writer, r *results) {
 		verdict(out, par <= 0.6*noop, "parallel no-op hit %s ns/op = %.2f× serial %s (target ≤ 0.6×)", formatNs(par), par/noop, formatNs(noop))
 	} else {
 		fmt.Fprintln(out, "- not measured: parallel scaling (needs GetHit serial and parallel noop)")
+	}
+}
+
+// meaning prints what the added costs are worth to a user: against the
+// operation itself and against a backend call of 1 ms.
+func meaning(out io.Writer, r *results) {
+	fmt.Fprintln(out, "What it means (serial medians of this run; a backend call of 1 ms = 1,000,000 ns):")
+	for _, op := range []struct{ op, what string }{
+		{"GetHit", "a cache hit"},
+		{"GetMiss", "a cache miss over the in-memory backend"},
+		{"Save", "a Save over the in-memory backend"},
+	} {
+		base, ok := r.ns(row{op: op.op, run: "serial"}.name("noop"), 0)
+		if !ok {
+			continue
+		}
+		for _, cfg := range []string{"nothing", "otel", "otel_sample_0.01", "usual"} {
+			v, ok := r.ns(row{op: op.op, run: "serial"}.name(cfg), 0)
+			if !ok {
+				continue
+			}
+			fmt.Fprintf(out, "- %s, %s: adds %.0f ns to %s of %s ns (%.0f%% of the instrumented %s ns); %.3f%% of a 1 ms backend call\n",
+				op.op, cfg, v-base, op.what, formatNs(base), 100*(v-base)/v, formatNs(v), 100*(v-base)/1e6)
+		}
 	}
 }
 
