@@ -142,6 +142,9 @@ type op struct {
 	// writes says whether parallel goroutines each take their own slice of
 	// the keys (writes, invalidations), rather than all reading all keys.
 	writes bool
+	// listing says whether the store's cache must hold a complete listing
+	// before the loop (for GetAll).
+	listing bool
 }
 
 var (
@@ -197,7 +200,8 @@ var (
 		},
 	}
 	getAll100 = op{
-		items: listSize,
+		items:   listSize,
+		listing: true,
 		store: func(s *store.Store[Item, string]) func(context.Context, int) error {
 			return func(ctx context.Context, _ int) error {
 				items, err := s.GetAll(ctx)
@@ -233,7 +237,7 @@ func runOp(b *testing.B, o op, extra ...subject) {
 	for _, c := range configs {
 		subjects = append(subjects, subject{c.name, func(tb testing.TB) func(context.Context, int) error {
 			s := newStore(tb, c, o.items)
-			if o.items == listSize {
+			if o.listing {
 				// The first full listing marks the cache complete.
 				if _, err := s.GetAll(ctx); err != nil {
 					tb.Fatal(err)
