@@ -68,9 +68,11 @@ const (
 // Versioned is an item with the version the backend stores it at.
 type Versioned[T any] struct {
 	Item T
-	// Version is at least 1 for a stored item and changes on every save. The
-	// versions of one ID never repeat, even across a delete, so a change
-	// based on a deleted item never matches its re-creation.
+	// Version is at least 1 for a stored item and increases on every save.
+	// The versions of one ID never repeat, even across a delete (a new item
+	// starts above every version a deleted one had), so a change based on a
+	// deleted item never matches its re-creation, and of two answers for an
+	// ID the higher version is the newer.
 	Version uint64
 	// Updated is when the backend last saved the item, by the backend's
 	// clock (ConflictLatestWins compares it with the local clock: keep them

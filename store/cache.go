@@ -169,9 +169,14 @@ type cache[T any, ID comparable] struct {
 	// it takes no memory per ID; a collision only costs a refused fill.
 	dropSeq uint64
 	drops   [64]uint64
-	seed    maphash.Seed
-	order   uint64
-	busy    int // entries with a write-through in flight
+	// writing counts the write-throughs in flight per bucket of IDs (the
+	// buckets of drops), for changedSince; writingNew those of IDs the
+	// cache had no entry for (a complete listing lacks their new items).
+	writing    [64]int32
+	writingNew int
+	seed       maphash.Seed
+	order      uint64
+	busy       int // entries with a write-through in flight
 
 	complete   bool // the entries are the whole backend listing
 	completeAt time.Time
@@ -382,14 +387,15 @@ func (c *cache[T, ID]) notifyAbsent(id ID) {
 }
 
 // changedSince reports whether id's entry changed, or id was dropped,
-// after seq.
+// after seq, or a write-through of id is in flight (its backend call may
+// have taken effect before a read that started earlier returns).
 func (c *cache[T, ID]) changedSince(id ID, seq uint64) bool {
 	c.lock()
 	defer c.unlock()
 	if e := c.m[id]; e != nil && e.modSeq > seq {
 		return true
 	}
-	return c.droppedSince(id, seq)
+	return c.droppedSince(id, seq) || c.writing[c.bucket(id)] > 0
 }
 
 // droppedSince reports whether id was dropped after seq.
@@ -517,16 +523,35 @@ func (c *cache[T, ID]) evict(ev *[]idTags[ID]) {
 // a delete or an invalidation removed).
 func (c *cache[T, ID]) fillable(id ID, e *entry[T, ID], startSeq uint64) bool {
 	if e == nil {
-		return !c.droppedSince(id, startSeq)
+		// Nor while a write-through of it is in flight (an uncached ID is
+		// not held): a read that reached the backend before the write's
+		// commit must not cache what another read, after it, no longer saw.
+		return !c.droppedSince(id, startSeq) && c.writing[c.bucket(id)] == 0
 	}
 	return !e.local() && e.modSeq <= startSeq
 }
 
+// newer reports whether a backend read's answer v is at least as new as
+// what e holds, by version, when both versions are known: then it lands
+// whenever the read started (versions of one ID increase; the same version
+// is the same item, filled again to renew its age), and an older answer
+// never does; fillable's order of events decides otherwise.
+func newer[T any, ID comparable](e *entry[T, ID], v Versioned[T], versionKnown bool) (newer, comparable bool) {
+	if e == nil || e.local() || !e.versionKnown || !versionKnown || e.absent {
+		return false, false
+	}
+	return v.Version >= e.version, true
+}
+
 // fill stores what a backend read that started at startSeq returned, if
-// fillable. It reports whether it wrote.
+// fillable (or newer). It reports whether it wrote.
 func (c *cache[T, ID]) fill(id ID, v Versioned[T], versionKnown bool, startSeq uint64, ev *[]idTags[ID]) (*entry[T, ID], bool) {
 	e := c.m[id]
-	if !c.fillable(id, e, startSeq) {
+	ok := c.fillable(id, e, startSeq)
+	if n, cmp := newer(e, v, versionKnown); cmp {
+		ok = n
+	}
+	if !ok {
 		if e == nil && versionKnown {
 			c.remember(id, v.Version, startSeq) // the base of a change made on what the read returned
 		}
@@ -583,9 +608,12 @@ type claim[T any, ID comparable] struct {
 	snap    snapshot[T, ID]
 	known   knownVersion // what the cache knew of id without an entry
 	seq     uint64       // when the claim was made
-	// create: the entry was an unsynced create; once the backend has the
-	// write, the item is new there, so last in its listing.
-	create bool
+	// fresh: the item is new to the backend as far as the store knows (no
+	// entry, an unsynced create, a remembered not-found): once the backend
+	// has the write, it lists it last, so the entry takes its place then.
+	fresh bool
+	// uncached: the cache had no entry for id when the write started.
+	uncached bool
 }
 
 // claimOptimistic shows an optimistic write of id in the cache before its
@@ -599,9 +627,9 @@ func (c *cache[T, ID]) claimOptimistic(cl *claim[T, ID], ch change[T, ID], tags 
 	e := c.m[ch.id]
 	if !cl.claimed {
 		cl.claimed, cl.seq = true, c.seq.Load()
+		cl.fresh = e == nil || e.unsyncedCreate() || e.absent
 		if e != nil {
 			cl.snap.take(e)
-			cl.create = e.unsyncedCreate()
 		} else {
 			cl.known = c.known[ch.id]
 		}
@@ -633,8 +661,9 @@ func (c *cache[T, ID]) claimOptimistic(cl *claim[T, ID], ch change[T, ID], tags 
 // lock.
 func (c *cache[T, ID]) hold(cl *claim[T, ID], id ID) {
 	cl.id, cl.claimed = id, true
-	if e := c.m[id]; e != nil && !e.busy {
-		cl.create = e.unsyncedCreate()
+	e := c.m[id]
+	cl.fresh = e == nil || e.unsyncedCreate() || e.absent
+	if e != nil && !e.busy {
 		e.busy, e.invalidated = true, false
 		c.busy++
 		c.changed(e)
@@ -648,7 +677,7 @@ func (c *cache[T, ID]) hold(cl *claim[T, ID], id ID) {
 // dropped meanwhile (an invalidation, another writer's change heard through
 // a change feed), the backend may hold something newer: the value is kept
 // but unverified. Callers hold c.mu.
-func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64, create bool) *entry[T, ID] {
+func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64, fresh bool) *entry[T, ID] {
 	e := c.m[id]
 	c.release(e)
 	if ch.deleted {
@@ -668,7 +697,7 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 	e = c.write(id, r.v.Item, false, tags)
 	e.localOnly, e.version, e.versionKnown = false, r.v.Version, r.known
 	e.unverified = c.droppedSince(id, startSeq)
-	if create {
+	if fresh {
 		c.order++
 		e.order = c.order
 	}
@@ -752,13 +781,21 @@ func (c *cache[T, ID]) unverify(id ID) {
 func (c *cache[T, ID]) listState() (complete, fresh bool) {
 	c.lock()
 	defer c.unlock()
-	return c.complete, c.listFresh()
+	return c.listTrusted(), c.listFresh()
 }
 
 // listFresh reports whether the complete listing is within its TTL.
 // Callers hold c.mu.
 func (c *cache[T, ID]) listFresh() bool {
-	return c.complete && !c.feedDown.Load() && (c.ttl == 0 || time.Since(c.completeAt) <= c.ttl)
+	return c.listTrusted() && (c.ttl == 0 || time.Since(c.completeAt) <= c.ttl)
+}
+
+// listTrusted reports whether the cache holds the complete listing and
+// nothing may be missing from it right now: the feed is live, and no
+// write-through of an ID it has no entry for is in flight (the backend may
+// hold that item already). Callers hold c.mu.
+func (c *cache[T, ID]) listTrusted() bool {
+	return c.complete && !c.feedDown.Load() && c.writingNew == 0
 }
 
 // listing returns the cached items that match q, in listing order, and
@@ -766,7 +803,7 @@ func (c *cache[T, ID]) listFresh() bool {
 func (c *cache[T, ID]) listing(q Query[T]) (items []T, complete, fresh bool) {
 	c.lock()
 	defer c.unlock()
-	complete = c.complete
+	complete = c.listTrusted()
 	fresh = c.listFresh()
 	es := make([]*entry[T, ID], 0, len(c.m))
 	for _, e := range c.m {
@@ -842,7 +879,7 @@ func (c *cache[T, ID]) localIDs() map[ID]struct{} {
 // deleted remotely (except local and cache-only ones, and ones changed since
 // startSeq) and, if nothing interfered, the cache is marked complete and the
 // entries take the backend's order (the kept ones after it).
-func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf func(T) ID, q Query[T], full bool, startSeq uint64, ev *[]idTags[ID]) (out []T, wrote []idTags[ID]) {
+func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf func(T) ID, q Query[T], full bool, startSeq uint64, startLocal map[ID]*entryView[T], ev *[]idTags[ID]) (out []T, wrote []idTags[ID]) {
 	c.lock()
 	defer c.unlock()
 	interfered := c.dropSeq > startSeq
@@ -853,7 +890,14 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 		id := idOf(v.Item)
 		seen[id] = struct{}{}
 		e, ok := c.fill(id, v, versionKnown, startSeq, ev)
-		switch {
+		switch sl := startLocal[id]; {
+		case (e == nil || !e.local()) && sl != nil:
+			// A local write the listing started with reached the backend
+			// (or was undone) meanwhile: the backend's answer may predate it.
+			interfered = true
+			if !sl.deleted && q.Match(sl.value) {
+				out = append(out, sl.value)
+			}
 		case ok:
 			wrote = append(wrote, idTags[ID]{id, e.tags})
 			if q.Match(v.Item) {
@@ -876,16 +920,42 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 			}
 		}
 	}
-	if c.pending.n > 0 || c.busy > 0 {
+	if c.pending.n > 0 || c.busy > 0 || len(startLocal) > 0 {
+		// Local creates the backend's answer lacks: the local entries, and
+		// those the listing started with whose write reached the backend
+		// meanwhile (after the backend's answer).
 		var created []*entry[T, ID]
+		var startCreated []*entryView[T]
 		for id, e := range c.m {
-			if _, ok := seen[id]; !ok && e.local() && !e.deleted && q.Match(e.value) {
-				created = append(created, e)
+			if _, ok := seen[id]; ok {
+				continue
+			}
+			switch sl := startLocal[id]; {
+			case e.local():
+				if !e.deleted && q.Match(e.value) {
+					created = append(created, e)
+				}
+			case sl != nil:
+				interfered = true
+				if !sl.deleted && q.Match(sl.value) {
+					startCreated = append(startCreated, sl)
+				}
+			}
+		}
+		for id, sl := range startLocal {
+			if _, ok := seen[id]; !ok && c.m[id] == nil {
+				interfered = true
+				if !sl.deleted && q.Match(sl.value) {
+					startCreated = append(startCreated, sl)
+				}
 			}
 		}
 		sortByOrder(created)
 		for _, e := range created {
 			out = append(out, e.value)
+		}
+		for _, sl := range startCreated {
+			out = append(out, sl.value)
 		}
 	}
 	if full {

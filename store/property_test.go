@@ -896,7 +896,7 @@ func TestListingMatches(t *testing.T) {
 		{[]propItem{a, b, c, x}, 0, false, false},    // y missing
 		{[]propItem{a, b, c, x, x}, 0, false, false}, // twice
 		{[]propItem{a, c, y}, 0, true, true},         // a part of it
-		{[]propItem{c, a}, 0, true, true}, // a partial cache promises no order
+		{[]propItem{c, a}, 0, true, true},            // a partial cache promises no order
 		{[]propItem{x, a}, 0, true, true},
 		{[]propItem{a, a}, 0, true, false},
 		{[]propItem{a, {"z", 9}}, 0, true, false},

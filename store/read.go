@@ -295,6 +295,7 @@ func (s *Store[T, ID]) getAll(ctx context.Context, q Query[T], policy FetchPolic
 // grows by their number, since each can hide at most one backend item.
 func (s *Store[T, ID]) listThrough(ctx context.Context, q Query[T], o *op, background bool) ([]T, error) {
 	startSeq := s.cache.seq.Load()
+	startLocal := s.cache.localViews()
 	bq := q
 	if q.Filter != nil || q.Limit > 0 {
 		if local := s.cache.localIDs(); local != nil {
@@ -328,7 +329,7 @@ func (s *Store[T, ID]) listThrough(ctx context.Context, q Query[T], o *op, backg
 	}
 	var ev []idTags[ID]
 	full := q.Filter == nil && q.Limit == 0
-	out, wrote := s.cache.fillListing(vs, known, s.cfg.IDOf, q, full, startSeq, &ev)
+	out, wrote := s.cache.fillListing(vs, known, s.cfg.IDOf, q, full, startSeq, startLocal, &ev)
 	for _, w := range wrote {
 		s.cacheEvent(o, CacheWrite, w.id, w.tags)
 	}

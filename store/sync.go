@@ -396,6 +396,7 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
 	if e == nil || e.pending == nil {
 		return
 	}
+	create := e.unsyncedCreate()
 	c.unqueue(e)
 	if pc.deleted {
 		c.remove(e, false) // watchers saw the delete when it was made
@@ -410,7 +411,6 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
 	} else if s.vb == nil {
 		value = r.v.Item
 	}
-	create := e.unsyncedCreate()
 	e = c.write(id, value, false, nil)
 	e.version, e.versionKnown = version, known
 	if create {

@@ -180,6 +180,13 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 			c.hold(&claims[k], claims[k].id)
 		}
 	}
+	for k := range claims {
+		c.writing[c.bucket(claims[k].id)]++
+		if claims[k].e == nil {
+			claims[k].uncached = true
+			c.writingNew++
+		}
+	}
 	c.unlock()
 
 	startSeq := c.seq.Load()
@@ -211,9 +218,15 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	var refresh []ID
 	c.lock()
 	for k := range claims {
+		c.writing[c.bucket(claims[k].id)]--
+		if claims[k].uncached {
+			c.writingNew--
+		}
+	}
+	for k := range claims {
 		cl := &claims[k]
 		if j := lastOK[k]; j >= 0 {
-			if e := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq, cl.create); e != nil && !optimistic {
+			if e := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq, cl.fresh); e != nil && !optimistic {
 				written = append(written, idTags[ID]{cl.id, e.tags})
 			}
 			continue
@@ -263,12 +276,11 @@ func claimsFor[T any, ID comparable](chs []change[T, ID]) ([]claim[T, ID], []int
 // compensated fixes the cache after a transaction's applied writes were
 // undone by compensating writes (or failed to be). Where the undo worked,
 // the backend holds the original item again, at a new version; where it
-// failed, it holds the transaction's write (res). Cached entries and
-// pending changes based on an original's version move to the version the
-// backend now holds, so that a later conditional push does not conflict
-// with the store's own writes. An entry a read filled during the
-// transaction (it may hold the transaction's value), or whose undo failed,
-// is dropped.
+// failed, it holds the transaction's write (res). Pending changes based on
+// an original's version move to the version the backend now holds, so that
+// their conditional push does not conflict with the store's own writes;
+// the other entries of the transaction's IDs are dropped (the store
+// remembers the backend's version for a later write-behind change).
 func (s *Store[T, ID]) compensated(done []change[T, ID], res []applied[T], comp *compensation[T], startSeq uint64) {
 	c := s.cache
 	c.lock()
@@ -306,16 +318,16 @@ func (s *Store[T, ID]) compensated(done []change[T, ID], res []applied[T], comp 
 			pc.base = now
 		}
 		// The transaction holds its entries busy; only a pending change is
-		// another write to keep.
-		if comp.failed[j] || e.modSeq > startSeq && e.pending == nil {
-			if e.pending == nil {
-				c.remove(e, true)
-				c.forget(ch.id) // the cache's value is not the backend's
+		// another write to keep. The other entries go: even an undo that
+		// wrote the original back may have changed it (a backend that
+		// stamps fields on save), so the cache cannot vouch for them.
+		if e.pending == nil {
+			c.remove(e, true)
+			if known {
+				c.remember(ch.id, now, c.seq.Load())
+			} else {
+				c.forget(ch.id)
 			}
-			continue
-		}
-		if known && e.versionKnown && e.version == orig {
-			e.version = now
 		}
 	}
 }
