@@ -15,8 +15,10 @@ const (
 	// KeyOperation, KeyPolicy where a policy applies, KeyCacheResult for
 	// reads the cache could serve, KeyErrorType on failures.
 	MetricOperationDuration = "nexus.store.operation.duration"
-	// MetricCacheEvents (Int64Counter, {event}) counts cache events by
-	// KeyCacheEvent.
+	// MetricCacheEvents (Int64ObservableCounter, {event}) counts cache
+	// events by KeyCacheEvent. The store's reporter counts them in memory
+	// (a hit costs an atomic add, not a second SDK record beside the
+	// operation's) and the SDK reads the counts when it collects.
 	MetricCacheEvents = "nexus.store.cache.events"
 	// MetricSyncEvents (Int64Counter, {event}) counts sync events by
 	// KeySyncEvent.
@@ -75,7 +77,7 @@ type instruments struct {
 	meter           metric.Meter
 	opDuration      metric.Float64Histogram
 	backendDuration metric.Float64Histogram
-	cacheEvents     metric.Int64Counter
+	cacheEvents     metric.Int64ObservableCounter
 	syncEvents      metric.Int64Counter
 	syncDuration    metric.Float64Histogram
 	syncItems       metric.Int64Counter
@@ -108,7 +110,7 @@ func newInstruments(mp metric.MeterProvider, buckets []float64, observable bool)
 		metric.WithDescription("Duration of the calls the store makes to its backend."),
 		metric.WithExplicitBucketBoundaries(buckets...))
 	err = errors.Join(err, e)
-	ins.cacheEvents, e = m.Int64Counter(MetricCacheEvents,
+	ins.cacheEvents, e = m.Int64ObservableCounter(MetricCacheEvents,
 		metric.WithUnit("{event}"),
 		metric.WithDescription("Cache events: hits, misses, writes, evictions, invalidations, expirations."))
 	err = errors.Join(err, e)

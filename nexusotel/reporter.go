@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"maps"
 	"math"
+	"math/rand/v2"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -300,17 +301,21 @@ type storeReporter struct {
 	// opIndex; nil for combinations that should not occur, which take the
 	// slow path), cache events, sync events, sync outcomes, synced items,
 	// successful backend calls, gauges.
-	opOK      [][]metric.RecordOption
-	cacheOpts [][]metric.AddOption
-	remoteInv []metric.AddOption // a remote invalidation
-	feedOpts  [][]metric.AddOption
-	lagOpts   []metric.RecordOption
-	connOpts  [2][]metric.ObserveOption // idle, used
-	syncOpts  [][]metric.AddOption
-	syncDur   [2][]metric.RecordOption // completed, failed
-	itemOpts  []metric.AddOption
-	backendOK [][]metric.RecordOption
-	gaugeOpts []metric.ObserveOption
+	opOK [][]metric.RecordOption
+	// cacheObs are the attributes of each cache-event count (numCacheEvents
+	// slots, then the remote invalidations), counted in cacheCounts and
+	// observed by cacheRegs' callbacks on every pipeline.
+	cacheObs    [][]metric.ObserveOption
+	cacheCounts stripedCounts
+	cacheRegs   []metric.Registration
+	feedOpts    [][]metric.AddOption
+	lagOpts     []metric.RecordOption
+	connOpts    [2][]metric.ObserveOption // idle, used
+	syncOpts    [][]metric.AddOption
+	syncDur     [2][]metric.RecordOption // completed, failed
+	itemOpts    []metric.AddOption
+	backendOK   [][]metric.RecordOption
+	gaugeOpts   []metric.ObserveOption
 
 	// The slow path: series keyed by error type (bounded, but not known in
 	// advance), built on first use into a copy-on-write map that readers
@@ -367,15 +372,16 @@ func (r *Reporter) newStoreReporter(name string, rate float64, live func() store
 			}
 		}
 	}
-	s.cacheOpts = make([][]metric.AddOption, numCacheEvents)
-	for ev := range s.cacheOpts {
+	s.cacheObs = make([][]metric.ObserveOption, remoteSlot+1)
+	for ev := range numCacheEvents {
 		kvs := []attribute.KeyValue{KeyCacheEvent.String(store.CacheEvent(ev).String())}
 		if store.CacheEvent(ev) == store.CacheInvalidation {
 			kvs = append(kvs, KeyCacheOrigin.String("local"))
 		}
-		s.cacheOpts[ev] = addOpts(s.attrSet(kvs...))
+		s.cacheObs[ev] = observeOpts(s.attrSet(kvs...))
 	}
-	s.remoteInv = addOpts(s.attrSet(KeyCacheEvent.String(store.CacheInvalidation.String()), KeyCacheOrigin.String("remote")))
+	s.cacheObs[remoteSlot] = observeOpts(s.attrSet(KeyCacheEvent.String(store.CacheInvalidation.String()), KeyCacheOrigin.String("remote")))
+	s.registerCacheCounts()
 	s.feedOpts = make([][]metric.AddOption, len(feedEventKinds))
 	for i, k := range feedEventKinds {
 		s.feedOpts[i] = addOpts(s.attrSet(KeyFeedEvent.String(k.String())))
@@ -409,6 +415,77 @@ func recordOpts(set attribute.Set) []metric.RecordOption {
 
 func addOpts(set attribute.Set) []metric.AddOption {
 	return []metric.AddOption{metric.WithAttributeSet(set)}
+}
+
+func observeOpts(set attribute.Set) []metric.ObserveOption {
+	return []metric.ObserveOption{metric.WithAttributeSet(set)}
+}
+
+// remoteSlot is the cache-count slot of remote invalidations, after the
+// numCacheEvents slots of the events.
+var remoteSlot = numCacheEvents
+
+// stripedCounts are the cache-event counts of one store, striped so that
+// goroutines on different cores rarely add to the same cache line: a
+// cache hit then costs an uncontended atomic add. A stripe is one 64-byte
+// line of countSlots counters.
+type stripedCounts struct {
+	stripes [countStripes]struct {
+		n [countSlots]atomic.Int64
+	}
+}
+
+const (
+	countStripes = 8
+	countSlots   = 8 // the cache events and remote invalidations fit
+)
+
+func init() {
+	if remoteSlot >= countSlots {
+		panic("nexusotel: more cache events than count slots")
+	}
+}
+
+func (c *stripedCounts) add(slot int) {
+	c.stripes[rand.Uint32()%countStripes].n[slot].Add(1)
+}
+
+func (c *stripedCounts) sum(slot int) int64 {
+	var n int64
+	for i := range c.stripes {
+		n += c.stripes[i].n[slot].Load()
+	}
+	return n
+}
+
+// cacheInto sets cache to the store's cache-event counts (an invalidation
+// count takes the remote ones in).
+func (s *storeReporter) cacheInto(cache []uint64) {
+	for ev := range cache {
+		cache[ev] = uint64(s.cacheCounts.sum(ev))
+	}
+	cache[store.CacheInvalidation] += uint64(s.cacheCounts.sum(remoteSlot))
+}
+
+// registerCacheCounts registers, on every pipeline, the callback that
+// observes the store's cache-event counts.
+func (s *storeReporter) registerCacheCounts() {
+	for _, p := range s.pipes {
+		ins := p
+		reg, err := ins.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
+			for slot, opts := range s.cacheObs {
+				if n := s.cacheCounts.sum(slot); n > 0 {
+					o.ObserveInt64(ins.cacheEvents, n, opts...)
+				}
+			}
+			return nil
+		}, ins.cacheEvents)
+		if err != nil {
+			otel.Handle(fmt.Errorf("nexusotel: registering the cache counts of store %q: %w", s.name, err))
+			continue
+		}
+		s.cacheRegs = append(s.cacheRegs, reg)
+	}
 }
 
 type seriesKind uint8
@@ -534,18 +611,16 @@ func (s *storeReporter) ReportOperation(ctx context.Context, m store.OperationMe
 	}
 }
 
-// ReportCacheEvent counts the event.
-func (s *storeReporter) ReportCacheEvent(ctx context.Context, m store.CacheMetric) {
-	if int(m.Event) >= len(s.cacheOpts) {
+// ReportCacheEvent counts the event (see MetricCacheEvents).
+func (s *storeReporter) ReportCacheEvent(_ context.Context, m store.CacheMetric) {
+	if int(m.Event) >= numCacheEvents {
 		return
 	}
-	opts := s.cacheOpts[m.Event]
+	slot := int(m.Event)
 	if m.Remote && m.Event == store.CacheInvalidation {
-		opts = s.remoteInv
+		slot = remoteSlot
 	}
-	for _, p := range s.pipes {
-		p.cacheEvents.Add(ctx, 1, opts...)
-	}
+	s.cacheCounts.add(slot)
 	s.mark(usedCacheEvents)
 }
 
@@ -683,8 +758,11 @@ func (s *storeReporter) release() {
 	if s.released.Swap(true) {
 		return
 	}
-	if s.reg != nil {
-		if err := s.reg.Unregister(); err != nil {
+	for _, reg := range append(s.cacheRegs, s.reg) {
+		if reg == nil {
+			continue
+		}
+		if err := reg.Unregister(); err != nil {
 			otel.Handle(fmt.Errorf("nexusotel: unregistering the gauges of store %q: %w", s.name, err))
 		}
 	}

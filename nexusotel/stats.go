@@ -149,6 +149,13 @@ func (r *StatsReader) collectLocked(ctx context.Context) error {
 		return fmt.Errorf("nexusotel: stats: collecting the StatsReader: %w", err)
 	}
 	st.last = time.Now()
+	// The cache events are the stores' own exact counts since Bind (the
+	// instrument observes the same counts; see MetricCacheEvents).
+	for _, ss := range []map[string]*storeReporter{st.bound, st.retired} {
+		for _, s := range ss {
+			s.cacheInto(s.acc.cache)
+		}
+	}
 	x := extractor{st: st}
 	for _, sm := range st.rm.ScopeMetrics {
 		if sm.Scope.Name != ScopeName {
@@ -172,7 +179,6 @@ func (s *storeReporter) missing() []error {
 		name string
 	}{
 		{usedOperations, MetricOperationDuration},
-		{usedCacheEvents, MetricCacheEvents},
 		{usedSyncEvents, MetricSyncEvents},
 		{usedSyncItems, MetricSyncItems},
 		{usedErrors, MetricErrors},
@@ -361,12 +367,6 @@ func (x *extractor) metric(m metricdata.Metrics) {
 	switch m.Name {
 	case MetricOperationDuration:
 		x.operations(m)
-	case MetricCacheEvents:
-		x.counter(m, KeyCacheEvent, usedCacheEvents, func(s *storeReporter, name string, n uint64) {
-			if e, ok := cacheEventByName[name]; ok && int(e) < len(s.acc.cache) {
-				s.acc.cache[e] += n
-			}
-		})
 	case MetricSyncEvents:
 		x.counter(m, KeySyncEvent, usedSyncEvents, func(s *storeReporter, name string, n uint64) {
 			if e, ok := syncEventByName[name]; ok && int(e) < len(s.acc.sync) {
