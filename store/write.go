@@ -165,7 +165,16 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	// before its backend call (claimOptimistic: the entry is busy until
 	// the write settles); network-first only after it.
 	optimistic := wo.policy == WriteCacheAndNetwork
-	claims, at := claimsFor(chs)
+	// A single write (the common case) keeps its bookkeeping on the stack.
+	var one [1]claim[T, ID]
+	var oneAt, oneOK [1]int
+	claims, at, lastOK := one[:], oneAt[:], oneOK[:]
+	if len(chs) == 1 {
+		one[0].id = chs[0].id
+	} else {
+		claims, at = claimsFor(chs)
+		lastOK = make([]int, len(claims))
+	}
 	c.lock()
 	if optimistic {
 		for i, ch := range chs {
@@ -203,7 +212,6 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	// The backend holds the last change of an ID that it took (a batch may
 	// name an ID twice and fail on the second); an ID it took nothing of
 	// rolls back.
-	lastOK := make([]int, len(claims))
 	for k := range lastOK {
 		lastOK[k] = -1
 	}
@@ -256,9 +264,6 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 // first appear, and for each change the index of its ID's claim.
 func claimsFor[T any, ID comparable](chs []change[T, ID]) ([]claim[T, ID], []int) {
 	at := make([]int, len(chs))
-	if len(chs) == 1 {
-		return []claim[T, ID]{{id: chs[0].id}}, at
-	}
 	claims := make([]claim[T, ID], 0, len(chs))
 	index := make(map[ID]int, len(chs))
 	for i, ch := range chs {
