@@ -2,21 +2,31 @@
 # build-tools.sh builds or installs the tools the end-to-end tests run,
 # unless they are already there:
 #
-#   build-tools.sh             both; prints the Collector binary's path
+#   build-tools.sh             all three; prints the Collector binary's path
 #   build-tools.sh collector   the Collector; prints its path
+#   build-tools.sh jaeger      Jaeger v2; prints its path
 #   build-tools.sh prometheus  Prometheus (and promtool); prints its path
 #
 # Paths go to stdout, progress and logs to stderr. The tests run it
-# themselves on demand (collector.Binary, collector.PrometheusBinary); run it
-# by hand to prepare a machine ahead of time.
+# themselves on demand (collector.Binary, jaeger.Binary,
+# collector.PrometheusBinary); ../scripts/test runs it before the end-to-end
+# tests, and it can be run by hand to prepare a machine ahead of time.
+#
+# Builds go to ${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}, outside the
+# repository, each in <name>-<first 12 hex digits of the SHA-256 of what it
+# is built from>/<name>: editing that input means a new build, an unchanged
+# one is reused. A lock file per build serializes concurrent builds (two test
+# packages, or a test and this script) and the finished directory is renamed
+# into place in one step, so a reader never sees a half-built binary.
 #
 # The Collector is built by the Collector builder from collector/builder.yaml
-# into ${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}/otelcol-<first 12 hex
-# digits of the manifest's SHA-256>/otelcol, outside the repository. A lock
-# file serializes concurrent builds (two test packages, or a test and this
-# script) and the finished directory is renamed into place in one step, so a
-# reader never sees a half-built binary. The first build takes 2 to 4
-# minutes on 2 cores.
+# (otelcol-<hash>/otelcol): 2 to 4 minutes on 2 cores the first time.
+#
+# Jaeger is github.com/jaegertracing/jaeger/cmd/jaeger, a tool of the module
+# in jaeger/tools (its go.mod and go.sum are the hash's input), built with go
+# build (jaeger-<hash>/jaeger). A plain "go install ...@version" is refused
+# because Jaeger's go.mod has replace directives. The first build is long
+# (see README.md for the measured time).
 #
 # Prometheus is the one on PATH; if there is none, Debian's prometheus
 # package is installed (apt-get, as root; a few seconds), under a lock file
@@ -68,6 +78,48 @@ build_collector() {
 	rm -rf "$work"
 	trap - EXIT
 	exec 9>&-
+	echo "build-tools.sh: built $bin in $((SECONDS - start))s" >&2
+	echo "$bin"
+}
+
+# build_jaeger builds Jaeger v2 from the tools module in jaeger/tools unless
+# cached and prints its path.
+build_jaeger() {
+	local mod="$here/jaeger/tools"
+	local hash dir bin start
+	hash="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)"
+	dir="$tools/jaeger-$hash"
+	bin="$dir/jaeger"
+
+	if [[ -x $bin ]]; then
+		echo "$bin"
+		return 0
+	fi
+
+	mkdir -p "$tools"
+	exec 7>"$dir.lock"
+	flock 7
+	if [[ -x $bin ]]; then # built by another process while this one waited
+		exec 7>&-
+		echo "$bin"
+		return 0
+	fi
+
+	work="$(mktemp -d "$tools/.jaeger-$hash.XXXXXX")"
+	trap 'rm -rf "$work"' EXIT
+	echo "build-tools.sh: building Jaeger from $mod (several minutes the first time)" >&2
+	start=$SECONDS
+	mkdir "$work/out"
+	# A plain "go install ...@v1.76.0" is refused (Jaeger's go.mod has replace
+	# directives); built as a tool of a module of its own, it is an ordinary
+	# build. -buildvcs=false: the binary must not depend on this clone's state.
+	go -C "$mod" build -buildvcs=false -o "$work/out/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger >&2
+	cp "$mod/go.mod" "$mod/go.sum" "$work/out/"
+	rm -rf "$dir" # a leftover without a binary; the lock is held
+	mv -T "$work/out" "$dir"
+	rm -rf "$work"
+	trap - EXIT
+	exec 7>&-
 	echo "build-tools.sh: built $bin in $((SECONDS - start))s" >&2
 	echo "$bin"
 }
@@ -125,13 +177,15 @@ install_prometheus() {
 
 case "${1:-all}" in
 collector) build_collector ;;
+jaeger) build_jaeger ;;
 prometheus) install_prometheus ;;
 all)
 	install_prometheus >/dev/null
+	build_jaeger >/dev/null
 	build_collector
 	;;
 *)
-	echo "usage: build-tools.sh [collector|prometheus]" >&2
+	echo "usage: build-tools.sh [collector|jaeger|prometheus]" >&2
 	exit 2
 	;;
 esac
