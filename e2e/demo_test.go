@@ -46,6 +46,7 @@ func startDemo(t *testing.T, bin, grpcAddr, instance string, env []string, args 
 	// while the store is open).
 	d.cmd.Env = append(environWithoutOTel(),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+grpcAddr,
+		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
 		"OTEL_RESOURCE_ATTRIBUTES=service.instance.id="+instance,
 		"OTEL_METRIC_EXPORT_INTERVAL=1000",
 	)

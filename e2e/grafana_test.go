@@ -257,6 +257,7 @@ func labelValuesQuery(q string) []string {
 // the test can assert exact values (hit ratio, operation mix, gauges) where
 // PromQL's extrapolation would otherwise blur them.
 func TestGrafanaQueriesAgainstPrometheus(t *testing.T) {
+	t.Parallel() // long and mostly waiting: beside the other long tests
 	for _, tt := range []struct {
 		name   string
 		native bool

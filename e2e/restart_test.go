@@ -35,6 +35,7 @@ const (
 //   - Jaeger's outage loses nothing: the Collector's exporter queues and
 //     retries, and traces stored before it (Badger) are still there after.
 func TestOutagesMidRun(t *testing.T) {
+	t.Parallel() // long and mostly waiting: beside the other long tests
 	s := startStack(t)
 	bin := demoBinary(t)
 	d := startDemo(t, bin, s.grpcAddr, "outages", []string{

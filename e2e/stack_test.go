@@ -70,6 +70,7 @@ const grafanaRateInterval = 20 * time.Second
 //     finite;
 //   - no store call slower than 500ms.
 func TestStackEndToEnd(t *testing.T) {
+	t.Parallel() // long and mostly waiting: beside the other long tests
 	s := startStack(t)
 	bin := demoBinary(t)
 
