@@ -41,13 +41,15 @@ builder=go.opentelemetry.io/collector/cmd/builder@v0.161.0
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 tools="${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}"
 
-# build_collector builds the Collector unless cached and prints its path.
-build_collector() {
-	local manifest="$here/collector/builder.yaml"
-	local hash dir bin start
-	hash="$(sha256sum "$manifest" | cut -c1-12)"
-	dir="$tools/otelcol-$hash"
-	bin="$dir/otelcol"
+# cached_build NAME HASH BUILD prints the path of $tools/NAME-HASH/NAME,
+# first running the function BUILD WORK to build it, unless it is there.
+# BUILD leaves the binary in WORK/out/NAME (and anything else worth keeping
+# beside it in WORK/out), which then becomes $tools/NAME-HASH in one rename,
+# under a lock that serializes concurrent builds of the same thing.
+cached_build() {
+	local name=$1 hash=$2 build=$3
+	local dir="$tools/$name-$hash" start
+	local bin="$dir/$name"
 
 	if [[ -x $bin ]]; then
 		echo "$bin"
@@ -63,16 +65,11 @@ build_collector() {
 		return 0
 	fi
 
-	work="$(mktemp -d "$tools/.otelcol-$hash.XXXXXX")"
+	work="$(mktemp -d "$tools/.$name-$hash.XXXXXX")"
 	trap 'rm -rf "$work"' EXIT
-	echo "build-tools.sh: building the Collector from $manifest (2 to 4 minutes on 2 cores)" >&2
 	start=$SECONDS
-	# --output-path is deprecated in favour of dist.output_path, which would tie
-	# the manifest (and so its hash) to one machine's cache directory.
-	go run "$builder" --config "$manifest" --output-path "$work/src" >&2
 	mkdir "$work/out"
-	mv "$work/src/otelcol" "$work/out/otelcol"
-	cp "$manifest" "$work/out/builder.yaml"
+	"$build" "$work"
 	rm -rf "$dir" # a leftover without a binary; the lock is held
 	mv -T "$work/out" "$dir"
 	rm -rf "$work"
@@ -82,46 +79,39 @@ build_collector() {
 	echo "$bin"
 }
 
+# build_collector builds the Collector unless cached and prints its path.
+build_collector() {
+	cached_build otelcol "$(sha256sum "$here/collector/builder.yaml" | cut -c1-12)" collector_into
+}
+
+# collector_into WORK builds the Collector of collector/builder.yaml into
+# WORK/out.
+collector_into() {
+	local manifest="$here/collector/builder.yaml"
+	echo "build-tools.sh: building the Collector from $manifest (2 to 4 minutes on 2 cores)" >&2
+	# --output-path is deprecated in favour of dist.output_path, which would tie
+	# the manifest (and so its hash) to one machine's cache directory.
+	go run "$builder" --config "$manifest" --output-path "$1/src" >&2
+	mv "$1/src/otelcol" "$1/out/otelcol"
+	cp "$manifest" "$1/out/builder.yaml"
+}
+
 # build_jaeger builds Jaeger v2 from the tools module in jaeger/tools unless
 # cached and prints its path.
 build_jaeger() {
 	local mod="$here/jaeger/tools"
-	local hash dir bin start
-	hash="$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)"
-	dir="$tools/jaeger-$hash"
-	bin="$dir/jaeger"
+	cached_build jaeger "$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)" jaeger_into
+}
 
-	if [[ -x $bin ]]; then
-		echo "$bin"
-		return 0
-	fi
-
-	mkdir -p "$tools"
-	exec 7>"$dir.lock"
-	flock 7
-	if [[ -x $bin ]]; then # built by another process while this one waited
-		exec 7>&-
-		echo "$bin"
-		return 0
-	fi
-
-	work="$(mktemp -d "$tools/.jaeger-$hash.XXXXXX")"
-	trap 'rm -rf "$work"' EXIT
+# jaeger_into WORK builds Jaeger from the tools module into WORK/out.
+jaeger_into() {
+	local mod="$here/jaeger/tools"
 	echo "build-tools.sh: building Jaeger from $mod (several minutes the first time)" >&2
-	start=$SECONDS
-	mkdir "$work/out"
 	# A plain "go install ...@v1.76.0" is refused (Jaeger's go.mod has replace
 	# directives); built as a tool of a module of its own, it is an ordinary
 	# build. -buildvcs=false: the binary must not depend on this clone's state.
-	go -C "$mod" build -buildvcs=false -o "$work/out/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger >&2
-	cp "$mod/go.mod" "$mod/go.sum" "$work/out/"
-	rm -rf "$dir" # a leftover without a binary; the lock is held
-	mv -T "$work/out" "$dir"
-	rm -rf "$work"
-	trap - EXIT
-	exec 7>&-
-	echo "build-tools.sh: built $bin in $((SECONDS - start))s" >&2
-	echo "$bin"
+	go -C "$mod" build -buildvcs=false -o "$1/out/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger >&2
+	cp "$mod/go.mod" "$mod/go.sum" "$1/out/"
 }
 
 # install_prometheus installs Debian's prometheus package unless prometheus and
