@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/nexusstore/nexus/e2e/collector"
-	"github.com/nexusstore/nexus/e2e/grafana"
 	"github.com/nexusstore/nexus/e2e/jaeger"
 )
 
@@ -128,9 +127,6 @@ func TestStackEndToEnd(t *testing.T) {
 			}
 			t.Logf("%s/%s: %s", p.Title, tg.RefID, formatRange(res))
 		}
-	}
-	if !strings.Contains(d.Panels[0].Targets[0].Expr, grafana.Selector) {
-		t.Errorf("the dashboard's first query does not select %s", grafana.Selector)
 	}
 }
 
