@@ -2,21 +2,31 @@
 # build-tools.sh builds or installs the tools the end-to-end tests run,
 # unless they are already there:
 #
-#   build-tools.sh             both; prints the Collector binary's path
+#   build-tools.sh             all three; prints the Collector binary's path
 #   build-tools.sh collector   the Collector; prints its path
+#   build-tools.sh jaeger      Jaeger v2; prints its path
 #   build-tools.sh prometheus  Prometheus (and promtool); prints its path
 #
 # Paths go to stdout, progress and logs to stderr. The tests run it
-# themselves on demand (collector.Binary, collector.PrometheusBinary); run it
-# by hand to prepare a machine ahead of time.
+# themselves on demand (collector.Binary, jaeger.Binary,
+# collector.PrometheusBinary); ../scripts/test runs it before the end-to-end
+# tests, and it can be run by hand to prepare a machine ahead of time.
+#
+# Builds go to ${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}, outside the
+# repository, each in <name>-<first 12 hex digits of the SHA-256 of what it
+# is built from>/<name>: editing that input means a new build, an unchanged
+# one is reused. A lock file per build serializes concurrent builds (two test
+# packages, or a test and this script) and the finished directory is renamed
+# into place in one step, so a reader never sees a half-built binary.
 #
 # The Collector is built by the Collector builder from collector/builder.yaml
-# into ${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}/otelcol-<first 12 hex
-# digits of the manifest's SHA-256>/otelcol, outside the repository. A lock
-# file serializes concurrent builds (two test packages, or a test and this
-# script) and the finished directory is renamed into place in one step, so a
-# reader never sees a half-built binary. The first build takes 2 to 4
-# minutes on 2 cores.
+# (otelcol-<hash>/otelcol): 2 to 4 minutes on 2 cores the first time.
+#
+# Jaeger is github.com/jaegertracing/jaeger/cmd/jaeger, a tool of the module
+# in jaeger/tools (its go.mod and go.sum are the hash's input), built with go
+# build (jaeger-<hash>/jaeger). A plain "go install ...@version" is refused
+# because Jaeger's go.mod has replace directives. The first build is long
+# (see README.md for the measured time).
 #
 # Prometheus is the one on PATH; if there is none, Debian's prometheus
 # package is installed (apt-get, as root; a few seconds), under a lock file
@@ -31,13 +41,15 @@ builder=go.opentelemetry.io/collector/cmd/builder@v0.161.0
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 tools="${NEXUS_TOOLS_DIR:-$HOME/.cache/nexus-tools}"
 
-# build_collector builds the Collector unless cached and prints its path.
-build_collector() {
-	local manifest="$here/collector/builder.yaml"
-	local hash dir bin start
-	hash="$(sha256sum "$manifest" | cut -c1-12)"
-	dir="$tools/otelcol-$hash"
-	bin="$dir/otelcol"
+# cached_build NAME HASH BUILD prints the path of $tools/NAME-HASH/NAME,
+# first running the function BUILD WORK to build it, unless it is there.
+# BUILD leaves the binary in WORK/out/NAME (and anything else worth keeping
+# beside it in WORK/out), which then becomes $tools/NAME-HASH in one rename,
+# under a lock that serializes concurrent builds of the same thing.
+cached_build() {
+	local name=$1 hash=$2 build=$3
+	local dir="$tools/$name-$hash" start
+	local bin="$dir/$name"
 
 	if [[ -x $bin ]]; then
 		echo "$bin"
@@ -53,16 +65,11 @@ build_collector() {
 		return 0
 	fi
 
-	work="$(mktemp -d "$tools/.otelcol-$hash.XXXXXX")"
+	work="$(mktemp -d "$tools/.$name-$hash.XXXXXX")"
 	trap 'rm -rf "$work"' EXIT
-	echo "build-tools.sh: building the Collector from $manifest (2 to 4 minutes on 2 cores)" >&2
 	start=$SECONDS
-	# --output-path is deprecated in favour of dist.output_path, which would tie
-	# the manifest (and so its hash) to one machine's cache directory.
-	go run "$builder" --config "$manifest" --output-path "$work/src" >&2
 	mkdir "$work/out"
-	mv "$work/src/otelcol" "$work/out/otelcol"
-	cp "$manifest" "$work/out/builder.yaml"
+	"$build" "$work"
 	rm -rf "$dir" # a leftover without a binary; the lock is held
 	mv -T "$work/out" "$dir"
 	rm -rf "$work"
@@ -70,6 +77,44 @@ build_collector() {
 	exec 9>&-
 	echo "build-tools.sh: built $bin in $((SECONDS - start))s" >&2
 	echo "$bin"
+}
+
+# build_collector builds the Collector unless cached and prints its path.
+build_collector() {
+	cached_build otelcol "$(sha256sum "$here/collector/builder.yaml" | cut -c1-12)" collector_into
+}
+
+# collector_into WORK builds the Collector of collector/builder.yaml into
+# WORK/out.
+collector_into() {
+	local manifest="$here/collector/builder.yaml"
+	echo "build-tools.sh: building the Collector from $manifest (2 to 4 minutes on 2 cores)" >&2
+	# --output-path is deprecated in favour of dist.output_path, which would tie
+	# the manifest (and so its hash) to one machine's cache directory.
+	go run "$builder" --config "$manifest" --output-path "$1/src" >&2
+	mv "$1/src/otelcol" "$1/out/otelcol"
+	cp "$manifest" "$1/out/builder.yaml"
+}
+
+# build_jaeger builds Jaeger v2 from the tools module in jaeger/tools unless
+# cached and prints its path.
+build_jaeger() {
+	local mod="$here/jaeger/tools"
+	cached_build jaeger "$(cat "$mod/go.mod" "$mod/go.sum" | sha256sum | cut -c1-12)" jaeger_into
+}
+
+# jaeger_into WORK builds Jaeger from the tools module into WORK/out.
+jaeger_into() {
+	local mod="$here/jaeger/tools"
+	echo "build-tools.sh: building Jaeger from $mod (several minutes the first time)" >&2
+	# A plain "go install ...@v1.76.0" is refused (Jaeger's go.mod has replace
+	# directives); built as a tool of a module of its own, it is an ordinary
+	# build. -buildvcs=false: the binary must not depend on this clone's state.
+	# -gcflags='all=-N -l' (no optimization, no inlining) takes a third less
+	# CPU to compile (measured from an empty build cache: 694 CPU-seconds
+	# against 1,024); a Jaeger for tests does not need the speed.
+	go -C "$mod" build -buildvcs=false -gcflags='all=-N -l' -o "$1/out/jaeger" github.com/jaegertracing/jaeger/cmd/jaeger >&2
+	cp "$mod/go.mod" "$mod/go.sum" "$1/out/"
 }
 
 # install_prometheus installs Debian's prometheus package unless prometheus and
@@ -125,13 +170,15 @@ install_prometheus() {
 
 case "${1:-all}" in
 collector) build_collector ;;
+jaeger) build_jaeger ;;
 prometheus) install_prometheus ;;
 all)
 	install_prometheus >/dev/null
+	build_jaeger >/dev/null
 	build_collector
 	;;
 *)
-	echo "usage: build-tools.sh [collector|prometheus]" >&2
+	echo "usage: build-tools.sh [collector|jaeger|prometheus]" >&2
 	exit 2
 	;;
 esac

@@ -196,6 +196,20 @@ func TestDockerComposeFile(t *testing.T) {
 	if targets := cfg.ScrapeConfigs[0].StaticConfigs[0].Targets; !slices.Equal(targets, []string{net.JoinHostPort("otel-collector", promPort)}) {
 		t.Errorf("%s scrapes %v, want [otel-collector:%s] (the Collector's prometheus exporter)", prometheusConfig, targets, promPort)
 	}
+	// Its command replaces the image's: the same config and storage paths,
+	// plus exemplar storage (the dashboard's latency points link to their
+	// traces) and native histograms (the dashboard reads either kind). The
+	// tests' Prometheus runs with the same --enable-feature flags.
+	for _, arg := range []string{
+		"--config.file=/etc/prometheus/prometheus.yml",
+		"--storage.tsdb.path=/prometheus",
+		"--enable-feature=exemplar-storage",
+		"--enable-feature=native-histograms",
+	} {
+		if !slices.Contains(prom.Command, arg) {
+			t.Errorf("service prometheus: command %q lacks %s", prom.Command, arg)
+		}
+	}
 	if ports := publishedPorts(t, prom); ports["9090"] != "9090" {
 		t.Errorf("service prometheus publishes %v, want 9090", ports)
 	}

@@ -2,10 +2,7 @@ package e2e
 
 import (
 	"bytes"
-	"context"
-	"encoding/hex"
 	"fmt"
-	"maps"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -14,143 +11,152 @@ import (
 	"strings"
 	"testing"
 	"time"
-
-	dto "github.com/prometheus/client_model/go"
-	coltracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
-	tracepb "go.opentelemetry.io/proto/otlp/trace/v1"
-
-	"github.com/nexusstore/nexus/e2e/collector"
 )
 
-// TestDemoThroughCollector runs cmd/nexus-demo, the program
-// docker-compose.yml's header suggests, for a few seconds against the
-// Collector of ../otel-collector.yaml, whose traces go to a stand-in for
-// Jaeger's OTLP ingest (no Jaeger here: a second Collector that writes what
-// it receives to a file). It checks what Grafana and Jaeger would show:
-// the store's series on the Collector's Prometheus endpoint, and every
-// request as a complete trace (request span -> store operation spans ->
-// backend call spans).
-func TestDemoThroughCollector(t *testing.T) {
-	jaegerAddr := collector.FreeAddr(t)
-	traces := filepath.Join(t.TempDir(), "traces.jsonl")
-	jaeger := collector.Start(t, "testdata/jaeger-otlp-file.yaml", []string{
-		"NEXUS_OTLP_GRPC=" + jaegerAddr,
-		"NEXUS_FILE_PATH=" + traces,
-	}, jaegerAddr)
-	grpcAddr, httpAddr, promAddr := collector.FreeAddr(t), collector.FreeAddr(t), collector.FreeAddr(t)
-	col := collector.Start(t, "../otel-collector.yaml", []string{
-		"NEXUS_OTLP_GRPC=" + grpcAddr,
-		"NEXUS_OTLP_HTTP=" + httpAddr,
-		"NEXUS_PROM_ENDPOINT=" + promAddr,
-		"NEXUS_JAEGER_OTLP=" + jaegerAddr,
-	}, grpcAddr, httpAddr, promAddr)
-
+// demoBinary builds cmd/nexus-demo into a temporary directory of the test
+// and returns its path.
+func demoBinary(t *testing.T) string {
+	t.Helper()
 	bin := filepath.Join(t.TempDir(), "nexus-demo")
 	if out, err := exec.Command("go", "build", "-o", bin, "./cmd/nexus-demo").CombinedOutput(); err != nil {
 		t.Fatalf("go build ./cmd/nexus-demo: %v\n%s", err, out)
 	}
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, bin, "-duration=3s", "-rate=50")
-	// The demo's own defaults, but for the endpoint, the instance and a
-	// faster metric export (gauges are exported only while the store is
-	// open).
-	cmd.Env = append(environWithoutOTel(),
+	return bin
+}
+
+// demo is a running nexus-demo process.
+type demo struct {
+	name           string
+	cmd            *exec.Cmd
+	stdout, stderr bytes.Buffer
+	done           chan error
+}
+
+// startDemo runs the nexus-demo at bin with args, sending to the Collector's
+// OTLP gRPC address grpcAddr as service nexus-demo, instance instance,
+// exporting metrics every second; env adds to (or overrides) that
+// environment. The process is killed at the end of the test if it still
+// runs.
+func startDemo(t *testing.T, bin, grpcAddr, instance string, env []string, args ...string) *demo {
+	t.Helper()
+	d := &demo{name: instance, cmd: exec.Command(bin, args...), done: make(chan error, 1)}
+	// The demo's own defaults, but for the endpoint, the instance (until
+	// otelsetup sets service.instance.id by itself, replicas need it in the
+	// environment) and a faster metric export (gauges are exported only
+	// while the store is open).
+	d.cmd.Env = append(environWithoutOTel(),
 		"OTEL_EXPORTER_OTLP_ENDPOINT=http://"+grpcAddr,
-		"OTEL_RESOURCE_ATTRIBUTES=service.instance.id=demo-e2e",
-		"OTEL_METRIC_EXPORT_INTERVAL=500",
+		"OTEL_EXPORTER_OTLP_PROTOCOL=grpc",
+		"OTEL_RESOURCE_ATTRIBUTES=service.instance.id="+instance,
+		"OTEL_METRIC_EXPORT_INTERVAL=1000",
 	)
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	if err := cmd.Run(); err != nil {
-		t.Fatalf("nexus-demo: %v\nstdout:\n%s\nstderr:\n%s", err, &stdout, &stderr)
+	d.cmd.Env = append(d.cmd.Env, env...)
+	d.cmd.Stdout, d.cmd.Stderr = &d.stdout, &d.stderr
+	if err := d.cmd.Start(); err != nil {
+		t.Fatalf("nexus-demo %s: %v", instance, err)
 	}
-	t.Logf("nexus-demo:\n%s%s", &stdout, &stderr)
-	m := regexp.MustCompile(`(\d+) requests, (\d+) failed`).FindStringSubmatch(stdout.String())
-	if m == nil {
-		t.Fatalf("nexus-demo printed no request count:\n%s", &stdout)
-	}
-	requests, _ := strconv.Atoi(m[1])
-
-	// The dashboard's series for the demo store.
-	labels := map[string]string{"nexus_store_name": "demo", "job": "nexus-demo", "instance": "demo-e2e"}
-	waitScrape(t, "http://"+promAddr+"/metrics", func(families map[string]*dto.MetricFamily) []string {
-		var problems []string
-		for _, s := range []struct {
-			family string
-			attrs  map[string]string
-		}{
-			{"nexus_store_operation_duration_seconds", map[string]string{"nexus_store_operation": "get", "nexus_cache_result": "hit"}},
-			{"nexus_store_operation_duration_seconds", map[string]string{"nexus_store_operation": "get", "nexus_cache_result": "miss"}},
-			{"nexus_store_operation_duration_seconds", map[string]string{"nexus_store_operation": "save", "nexus_store_policy": "cache_first"}},
-			{"nexus_store_operation_duration_seconds", map[string]string{"nexus_store_operation": "sync"}},
-			{"nexus_store_backend_duration_seconds", map[string]string{"nexus_store_operation": "get"}},
-			{"nexus_store_cache_events_total", map[string]string{"nexus_cache_event": "hit"}},
-			{"nexus_store_cache_events_total", map[string]string{"nexus_cache_event": "miss"}},
-			{"nexus_store_sync_events_total", map[string]string{"nexus_sync_event": "started"}},
-			{"nexus_store_sample_rate_ratio", nil},
-			{"nexus_store_cache_entries", nil},
-		} {
-			want := maps.Clone(labels)
-			maps.Copy(want, s.attrs)
-			found := false
-			for _, metric := range families[s.family].GetMetric() {
-				if hasAttrs(promLabels(metric), want) {
-					found = found || metric.GetHistogram().GetSampleCount() > 0 || metric.GetCounter().GetValue() > 0 || metric.GetGauge() != nil
-				}
-			}
-			if !found {
-				problems = append(problems, fmt.Sprintf("no %s %v", s.family, want))
-			}
+	go func() { d.done <- d.cmd.Wait() }()
+	t.Cleanup(func() {
+		select {
+		case <-d.done:
+		default:
+			d.cmd.Process.Kill()
+			<-d.done
 		}
-		return problems
 	})
+	return d
+}
 
-	// Every span reaches the stand-in: stop the Collector (its batch
-	// processor flushes), then the stand-in (its file exporter flushes).
-	waitForFile(t, traces, `"demo request"`)
-	col.Stop()
-	jaeger.Stop()
-	spans := readTraceSpans(t, traces)
+// demoResult is what nexus-demo printed when it finished.
+type demoResult struct {
+	requests, failed int
+	// operations are the store's own operation counts (Stats), by
+	// nexus.store.operation.
+	operations map[string]float64
+	// maxLatency is the slowest store call of each kind, timed by the demo.
+	maxLatency map[string]time.Duration
+}
 
-	byID := make(map[string]*tracepb.Span)
-	names := make(map[string]int)
-	for _, s := range spans {
-		byID[hex.EncodeToString(s.GetSpanId())] = s
-		names[s.GetName()]++
+// total is the number of operations of every kind.
+func (r demoResult) total() float64 {
+	var n float64
+	for _, c := range r.operations {
+		n += c
 	}
-	t.Logf("%d spans: %v", len(spans), names)
-	if names["demo request"] != requests {
-		t.Errorf("%d demo request spans, want one per request: %d", names["demo request"], requests)
+	return n
+}
+
+// wait waits for the demo to exit (within timeout), fails t if it failed,
+// and returns what it printed.
+func (d *demo) wait(t *testing.T, timeout time.Duration) demoResult {
+	t.Helper()
+	select {
+	case err := <-d.done:
+		d.done <- err // for the cleanup
+		if err != nil {
+			t.Fatalf("nexus-demo %s: %v\nstdout:\n%s\nstderr:\n%s", d.name, err, &d.stdout, &d.stderr)
+		}
+	case <-time.After(timeout):
+		t.Fatalf("nexus-demo %s still running after %v\nstdout:\n%s\nstderr:\n%s", d.name, timeout, &d.stdout, &d.stderr)
 	}
-	children := make(map[string]int) // "parent name > child name" -> count
-	for _, s := range spans {
-		parent := hex.EncodeToString(s.GetParentSpanId())
-		if parent == "" {
-			if s.GetName() != "demo request" && !strings.HasPrefix(s.GetName(), "nexus.store sync") {
-				t.Errorf("span %q is a root; only requests and background syncs should be", s.GetName())
+	out := d.stdout.String()
+	t.Logf("nexus-demo %s:\n%s%s", d.name, out, &d.stderr)
+	var r demoResult
+	m := regexp.MustCompile(`(\d+) requests, (\d+) failed`).FindStringSubmatch(out)
+	if m == nil {
+		t.Fatalf("nexus-demo %s printed no request count:\n%s", d.name, out)
+	}
+	r.requests, _ = strconv.Atoi(m[1])
+	r.failed, _ = strconv.Atoi(m[2])
+	r.operations = make(map[string]float64)
+	for op, n := range demoLine(t, out, "operations") {
+		v, err := strconv.ParseFloat(n, 64)
+		if err != nil {
+			t.Fatalf("nexus-demo %s: operations %s=%s: %v", d.name, op, n, err)
+		}
+		r.operations[op] = v
+	}
+	r.maxLatency = make(map[string]time.Duration)
+	for op, s := range demoLine(t, out, "max latency") {
+		v, err := time.ParseDuration(s)
+		if err != nil {
+			t.Fatalf("nexus-demo %s: max latency %s=%s: %v", d.name, op, s, err)
+		}
+		r.maxLatency[op] = v
+	}
+	return r
+}
+
+// demoLine parses the line "nexus-demo: <what> k=v k=v ..." of the demo's
+// output.
+func demoLine(t *testing.T, out, what string) map[string]string {
+	t.Helper()
+	prefix := "nexus-demo: " + what + " "
+	for line := range strings.Lines(out) {
+		if rest, ok := strings.CutPrefix(strings.TrimSpace(line), prefix); ok {
+			kv := make(map[string]string)
+			for _, f := range strings.Fields(rest) {
+				k, v, _ := strings.Cut(f, "=")
+				kv[k] = v
 			}
-			continue
+			return kv
 		}
-		p, ok := byID[parent]
-		if !ok {
-			t.Errorf("span %q: parent %s not delivered (an incomplete trace)", s.GetName(), parent)
-			continue
-		}
-		if !bytes.Equal(p.GetTraceId(), s.GetTraceId()) {
-			t.Errorf("span %q: in another trace than its parent %q", s.GetName(), p.GetName())
-		}
-		children[p.GetName()+" > "+s.GetName()]++
 	}
-	t.Logf("parent > child: %v", children)
-	for _, want := range []string{
-		"demo request > nexus.store get",
-		"demo request > nexus.store save",
-		"nexus.store get > nexus.store.backend get",
-		"nexus.store save > nexus.store.backend save",
-	} {
-		if children[want] == 0 {
-			t.Errorf("no span %q", want)
+	t.Fatalf("nexus-demo printed no %q line:\n%s", what, out)
+	return nil
+}
+
+// checkMaxLatency fails t if a store call of the demo took longer than
+// bound: telemetry must never hold the store up, whatever happens to the
+// Collector or Jaeger.
+func checkMaxLatency(t *testing.T, r demoResult, bound time.Duration) {
+	t.Helper()
+	if len(r.maxLatency) == 0 {
+		t.Errorf("nexus-demo timed no store call")
+	}
+	for op, d := range r.maxLatency {
+		if d > bound {
+			t.Errorf("nexus-demo: the slowest %s took %v, more than %v", op, d, bound)
 		}
 	}
 }
@@ -166,30 +172,22 @@ func environWithoutOTel() []string {
 	return env
 }
 
-// readTraceSpans reads the file exporter's output (one
-// ExportTraceServiceRequest in OTLP JSON per line) and returns the spans of
-// the nexus-demo service, checking its resource.
-func readTraceSpans(t *testing.T, path string) []*tracepb.Span {
+// promCounts returns sum by (labels) of the demo store's operation counts
+// in Prometheus at time at, keyed by the labels' values joined with " ".
+func promCounts(t *testing.T, api *promAPI, at time.Time, labels ...string) map[string]float64 {
 	t.Helper()
-	var spans []*tracepb.Span
-	for _, req := range readOTLPFile(t, path, func() *coltracepb.ExportTraceServiceRequest {
-		return new(coltracepb.ExportTraceServiceRequest)
-	}) {
-		for _, rs := range req.GetResourceSpans() {
-			res := make(map[string]string)
-			for _, kv := range rs.GetResource().GetAttributes() {
-				res[kv.GetKey()] = kv.GetValue().GetStringValue()
-			}
-			if res["service.name"] != "nexus-demo" || res["service.instance.id"] != "demo-e2e" {
-				t.Errorf("spans of resource %v, want service nexus-demo, instance demo-e2e", res)
-			}
-			for _, ss := range rs.GetScopeSpans() {
-				spans = append(spans, ss.GetSpans()...)
-			}
+	by := strings.Join(labels, ", ")
+	res, err := api.query(fmt.Sprintf(`sum by (%s) (nexus_store_operation_duration_seconds_count{job="nexus-demo", nexus_store_name="demo"})`, by), at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out := make(map[string]float64)
+	for _, s := range res {
+		var key []string
+		for _, l := range labels {
+			key = append(key, s.Metric[l])
 		}
+		out[strings.Join(key, " ")] = s.Value
 	}
-	if len(spans) == 0 {
-		t.Fatal("file exporter output: no spans")
-	}
-	return spans
+	return out
 }

@@ -46,13 +46,19 @@ type promConfig struct {
 type grafanaDatasources struct {
 	APIVersion  int `yaml:"apiVersion"`
 	Datasources []struct {
-		Name      string         `yaml:"name"`
-		UID       string         `yaml:"uid"`
-		Type      string         `yaml:"type"`
-		Access    string         `yaml:"access"`
-		URL       string         `yaml:"url"`
-		IsDefault bool           `yaml:"isDefault"`
-		JSONData  map[string]any `yaml:"jsonData"`
+		Name      string `yaml:"name"`
+		UID       string `yaml:"uid"`
+		Type      string `yaml:"type"`
+		Access    string `yaml:"access"`
+		URL       string `yaml:"url"`
+		IsDefault bool   `yaml:"isDefault"`
+		JSONData  struct {
+			TimeInterval                string `yaml:"timeInterval"`
+			ExemplarTraceIDDestinations []struct {
+				Name          string `yaml:"name"`
+				DatasourceUID string `yaml:"datasourceUid"`
+			} `yaml:"exemplarTraceIdDestinations"`
+		} `yaml:"jsonData"`
 	} `yaml:"datasources"`
 }
 
@@ -80,15 +86,20 @@ type dashboard struct {
 	UID        string `json:"uid"`
 	Title      string `json:"title"`
 	Templating struct {
-		List []struct {
-			Name       string `json:"name"`
-			Type       string `json:"type"`
-			Datasource *dsRef `json:"datasource"`
-			Query      any    `json:"query"`
-			Definition string `json:"definition"`
-		} `json:"list"`
+		List []dashboardVariable `json:"list"`
 	} `json:"templating"`
 	Panels []dashboardPanel `json:"panels"`
+}
+
+type dashboardVariable struct {
+	Name       string `json:"name"`
+	Type       string `json:"type"`
+	Datasource *dsRef `json:"datasource"`
+	Query      any    `json:"query"`
+	Definition string `json:"definition"`
+	Multi      bool   `json:"multi"`
+	IncludeAll bool   `json:"includeAll"`
+	AllValue   string `json:"allValue"`
 }
 
 type dashboardPanel struct {
@@ -105,12 +116,16 @@ type dashboardPanel struct {
 			Unit string `json:"unit"`
 		} `json:"defaults"`
 	} `json:"fieldConfig"`
-	Targets []struct {
-		RefID        string `json:"refId"`
-		Datasource   *dsRef `json:"datasource"`
-		Expr         string `json:"expr"`
-		LegendFormat string `json:"legendFormat"`
-	} `json:"targets"`
+	Targets []dashboardTarget `json:"targets"`
+}
+
+type dashboardTarget struct {
+	RefID        string `json:"refId"`
+	Datasource   *dsRef `json:"datasource"`
+	Expr         string `json:"expr"`
+	LegendFormat string `json:"legendFormat"`
+	Exemplar     bool   `json:"exemplar"`
+	Range        bool   `json:"range"`
 }
 
 func readYAML(t *testing.T, path string, v any) {
@@ -183,26 +198,37 @@ func port(t *testing.T, addr string) string {
 // ${name} and [[name]].
 var dashboardVarRe = regexp.MustCompile(`\$\{?(\w+)\}?|\[\[(\w+)\]\]`)
 
-// rateInterval is what the tests put for Grafana's $__rate_interval: the
-// whole test runs within it (see TestGrafanaQueriesAgainstPrometheus).
+// rateInterval is what the tests put for Grafana's $__rate_interval in the
+// two-round workload's queries: the whole test runs within it (see
+// TestGrafanaQueriesAgainstPrometheus).
 const rateInterval = time.Minute
 
-// expandExpr substitutes the dashboard's variables as Grafana would for the
-// given store: $store and $__rate_interval, the only ones the dashboard
-// may use. Any other variable fails t.
-func expandExpr(t *testing.T, expr, store string) string {
+// dashVars are values for the dashboard's query variables: $job,
+// $instance (a regular expression, as Grafana writes a multi-value
+// selection: "a|b", or the "All" value ".*"), $store and
+// $__rate_interval.
+type dashVars struct {
+	job, instance, store string
+	rateInterval         time.Duration
+}
+
+// expandExpr substitutes the dashboard's variables as Grafana would. Any
+// other variable fails t.
+func expandExpr(t *testing.T, expr string, v dashVars) string {
 	t.Helper()
-	for _, m := range dashboardVarRe.FindAllStringSubmatch(expr, -1) {
-		name := m[1] + m[2]
-		if name != "store" && name != "__rate_interval" {
-			t.Errorf("expression uses the variable %q; the tests know only $store and $__rate_interval:\n%s", m[0], expr)
-		}
+	values := map[string]string{
+		"job":             v.job,
+		"instance":        v.instance,
+		"store":           v.store,
+		"__rate_interval": model.Duration(v.rateInterval).String(),
 	}
-	return dashboardVarRe.ReplaceAllStringFunc(expr, func(v string) string {
-		if strings.Contains(v, "__rate_interval") {
-			return model.Duration(rateInterval).String() // "1m"
+	return dashboardVarRe.ReplaceAllStringFunc(expr, func(m string) string {
+		name := strings.Trim(m, "${}[]")
+		val, ok := values[name]
+		if !ok {
+			t.Errorf("expression uses the variable %q; the tests know only $job, $instance, $store and $__rate_interval:\n%s", m, expr)
 		}
-		return store
+		return val
 	})
 }
 

@@ -1,31 +1,28 @@
 package e2e
 
 import (
+	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"io"
 	"math"
-	"net/http"
 	"net/url"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/exporters/otlp/otlpmetric/otlpmetricgrpc"
+	"go.opentelemetry.io/otel/metric"
 	sdkmetric "go.opentelemetry.io/otel/sdk/metric"
 	"go.opentelemetry.io/otel/sdk/resource"
-	"go.yaml.in/yaml/v3"
 
 	"github.com/nexusstore/nexus/e2e/collector"
+	"github.com/nexusstore/nexus/e2e/grafana"
 	"github.com/nexusstore/nexus/nexusotel"
 	"github.com/nexusstore/nexus/store"
 	"github.com/nexusstore/nexus/store/memory"
@@ -43,8 +40,8 @@ const (
 	roundSaves       = 4 // saved (and cached) items
 	roundHits        = 3 // gets of saved items: cache hits
 	roundMisses      = 1 // gets of absent items: misses, ErrNotFound
-	roundFailedSaves = 1 // saves the backend refuses (FailNext): store.ErrUnavailable
-	roundWriteBehind = 1 // WriteCacheFirst saves, pushed by Sync
+	roundFailedSaves = 1 // saves the backend refuses (FailNext): store.ErrUnavailable, returned
+	roundWriteBehind = 1 // WriteCacheFirst saves, pushed by Sync, whose first push fails and is retried: recovered
 )
 
 // roundOps are the operations of one round, by nexus.store.operation.
@@ -54,11 +51,24 @@ var roundOps = map[string]float64{
 	"sync": 1,
 }
 
+// The release a rolling upgrade replaces: before the rounds, a store of the
+// same service, instance and name reports under this otel_scope_version,
+// then stops, and the Collector keeps serving its series, frozen, as it
+// does for 5 minutes after an upgrade.
+const (
+	oldScopeVersion = "0.0.1-old"
+	oldSaves        = 2
+	oldHits         = 1
+)
+
 // TestGrafanaProvisioning checks the Grafana files that docker-compose.yml
-// mounts, as far as can be without Grafana (no Debian package; it is not
-// run here): the provisioning files parse, their datasources point at the
-// compose services, and the dashboard parses, refers only to provisioned
-// datasources and uses only the variables the query test substitutes.
+// mounts, as far as can be without Grafana (which is not run here): the
+// provisioning files parse, their datasources point at the compose
+// services, Prometheus's exemplars link to the Jaeger datasource, and the
+// dashboard parses, refers only to its $datasource variable (a provisioned
+// Prometheus), selects the chosen job, instances and store in every query,
+// asks for exemplars on its latency queries and lays its panels out on the
+// grid.
 func TestGrafanaProvisioning(t *testing.T) {
 	project := loadCompose(t)
 
@@ -96,11 +106,20 @@ func TestGrafanaProvisioning(t *testing.T) {
 		if d.Access != "proxy" {
 			t.Errorf("%s: datasource %q: access %q, want proxy (the URL resolves in the compose network, not in the browser)", datasourcesFile, d.Name, d.Access)
 		}
-		if d.Type == "prometheus" {
-			scrape := readPromConfig(t, prometheusConfig).ScrapeConfigs[0].ScrapeInterval
-			if got := d.JSONData["timeInterval"]; got != scrape {
-				t.Errorf("%s: Prometheus timeInterval %v, want the scrape interval %s ($__rate_interval derives from it)", datasourcesFile, got, scrape)
-			}
+	}
+	for _, d := range ds.Datasources {
+		if d.Type != "prometheus" {
+			continue
+		}
+		scrape := readPromConfig(t, prometheusConfig).ScrapeConfigs[0].ScrapeInterval
+		if got := d.JSONData.TimeInterval; got != scrape {
+			t.Errorf("%s: Prometheus timeInterval %v, want the scrape interval %s ($__rate_interval derives from it)", datasourcesFile, got, scrape)
+		}
+		// Exemplars link to the Jaeger datasource by their trace_id label,
+		// the name the Collector's prometheus exporter gives it.
+		links := d.JSONData.ExemplarTraceIDDestinations
+		if len(links) != 1 || links[0].Name != "trace_id" || types[links[0].DatasourceUID] != "jaeger" {
+			t.Errorf("%s: Prometheus exemplarTraceIdDestinations %+v, want one, trace_id -> the Jaeger datasource (uids: %v)", datasourcesFile, links, types)
 		}
 	}
 	if !slices.Equal(defaults, []string{"prometheus"}) {
@@ -114,30 +133,42 @@ func TestGrafanaProvisioning(t *testing.T) {
 	}
 
 	d := readDashboard(t)
-	if d.UID == "" || d.Title == "" {
+	if d.UID != grafana.UID || d.Title == "" {
 		t.Errorf("dashboard: uid %q, title %q", d.UID, d.Title)
 	}
+	// Every query goes to the $datasource variable, which lists the
+	// Prometheus datasources (the provisioned one by default).
 	checkRef := func(what string, ref *dsRef) {
-		if ref == nil {
-			t.Errorf("dashboard: %s has no datasource (Grafana would use the default, not a fixed one)", what)
-		} else if typ, ok := types[ref.UID]; !ok || typ != ref.Type {
-			t.Errorf("dashboard: %s uses datasource %+v; provisioned: %v (uid -> type)", what, *ref, types)
+		if ref == nil || ref.Type != "prometheus" || ref.UID != "${datasource}" {
+			t.Errorf("dashboard: %s uses datasource %+v, want {prometheus ${datasource}}", what, ref)
 		}
 	}
-	if len(d.Templating.List) != 1 || d.Templating.List[0].Name != "store" {
-		t.Fatalf("dashboard: template variables %+v, want one, store", d.Templating.List)
+	var names []string
+	for _, v := range d.Templating.List {
+		names = append(names, v.Name)
+		switch {
+		case v.Name == "datasource":
+			if v.Type != "datasource" || v.Query != "prometheus" {
+				t.Errorf("dashboard: variable $datasource is %s of %v, want a datasource variable of type prometheus", v.Type, v.Query)
+			}
+		case v.Type != "query":
+			t.Errorf("dashboard: variable $%s is of type %s, want query", v.Name, v.Type)
+		default:
+			checkRef("variable $"+v.Name, v.Datasource)
+			if q, _ := v.Query.(string); labelValuesQuery(q) == nil || q != v.Definition {
+				t.Errorf("dashboard: variable $%s: query %v (definition %q) is not label_values(<selector>, <label>)", v.Name, v.Query, v.Definition)
+			}
+		}
 	}
-	storeVar := d.Templating.List[0]
-	checkRef("variable $store", storeVar.Datasource)
-	if q, _ := storeVar.Query.(string); storeVariableQuery(t, q) == nil {
-		t.Errorf("dashboard: variable $store query %v is not label_values(<metric>, nexus_store_name)", storeVar.Query)
+	if !slices.Equal(names, grafana.Variables) {
+		t.Errorf("dashboard: variables %v, want %v", names, grafana.Variables)
 	}
 
 	ids := make(map[int]bool)
 	var boxes []dashboardPanel
 	for _, p := range d.Panels {
-		if ids[p.ID] {
-			t.Errorf("dashboard: duplicate panel id %d", p.ID)
+		if ids[p.ID] || p.ID <= 0 {
+			t.Errorf("dashboard: panel %q: missing or duplicate id %d", p.Title, p.ID)
 		}
 		ids[p.ID] = true
 		if p.Title == "" || p.Description == "" || p.FieldConfig.Defaults.Unit == "" {
@@ -149,10 +180,14 @@ func TestGrafanaProvisioning(t *testing.T) {
 		}
 		for _, tg := range p.Targets {
 			checkRef(fmt.Sprintf("panel %q query %s", p.Title, tg.RefID), tg.Datasource)
-			if !strings.Contains(tg.Expr, `nexus_store_name="$store"`) {
-				t.Errorf("dashboard: panel %q query %s does not select the $store: %s", p.Title, tg.RefID, tg.Expr)
+			if strings.Count(tg.Expr, "{") != strings.Count(tg.Expr, grafana.Selector) {
+				t.Errorf("dashboard: panel %q query %s: a selector without %s: %s", p.Title, tg.RefID, grafana.Selector, tg.Expr)
 			}
-			expandExpr(t, tg.Expr, dashboardStore) // fails t on an unknown variable
+			// Latency points link to their traces.
+			if strings.Contains(tg.Expr, "histogram_quantile") != tg.Exemplar {
+				t.Errorf("dashboard: panel %q query %s: exemplar %t; want exemplars exactly on the latency quantiles", p.Title, tg.RefID, tg.Exemplar)
+			}
+			expandExpr(t, tg.Expr, dashVars{job: "j", instance: "i", store: "s", rateInterval: time.Minute}) // fails t on an unknown variable
 		}
 		g := p.GridPos
 		if g.W <= 0 || g.H <= 0 || g.X < 0 || g.Y < 0 || g.X+g.W > 24 {
@@ -168,11 +203,27 @@ func TestGrafanaProvisioning(t *testing.T) {
 	}
 }
 
-// storeVariableQuery returns the metric and label of a
-// label_values(metric, label) query for nexus_store_name, or nil.
-func storeVariableQuery(t *testing.T, q string) []string {
-	t.Helper()
-	m := regexp.MustCompile(`^label_values\(\s*(\w+)\s*,\s*(nexus_store_name)\s*\)$`).FindStringSubmatch(q)
+// TestDashboardUpToDate checks that the committed dashboard JSON is what
+// package grafana generates: edit the Go, then run
+// go -C e2e run ./cmd/nexus-dashboard > deploy/grafana/dashboards/nexus.json.
+func TestDashboardUpToDate(t *testing.T) {
+	want, err := grafana.JSON()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(dashboardFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got, want) {
+		t.Errorf("%s differs from what package grafana generates; regenerate it from the repository root:\n  go -C e2e run ./cmd/nexus-dashboard > deploy/grafana/dashboards/nexus.json", dashboardFile)
+	}
+}
+
+// labelValuesQuery returns the selector and label of a Grafana
+// label_values(selector, label) query, or nil.
+func labelValuesQuery(q string) []string {
+	m := regexp.MustCompile(`^label_values\(\s*(.+?)\s*,\s*(\w+)\s*\)$`).FindStringSubmatch(q)
 	if m == nil {
 		return nil
 	}
@@ -186,15 +237,42 @@ func storeVariableQuery(t *testing.T, q string) []string {
 //
 //	store (memory backend) -> OTLP gRPC -> Collector (../otel-collector.yaml)
 //	  -> prometheus exporter <- Prometheus (../deploy/prometheus/prometheus.yml)
-//	  <- the dashboard's PromQL ($store, $__rate_interval substituted)
+//	  <- the dashboard's PromQL ($job, $instance, $store, $__rate_interval substituted)
+//
+// It does so twice, in parallel: with nexusotel's explicit buckets, and
+// with base-2 exponential histograms, which Prometheus scrapes as native
+// histograms (protobuf; docker-compose.yml's Prometheus flags, which the
+// test's Prometheus runs with, include --enable-feature=native-histograms).
+//
+// Before the workload, an older release of nexusotel (another
+// otel_scope_version) reports for the same service, instance and store and
+// stops, as in a rolling upgrade: its series stay, frozen. The query the
+// dashboard had before (the sample-rate gauge not aggregated) fails on
+// them with "duplicate series"; the dashboard's must not.
 //
 // The workload runs twice the same round (saves, hits, misses, a failed
-// save, a write-behind save and Sync) at sampling 1, each round exported in
-// one flush and awaited in Prometheus, so that every counter has grown
-// between two scrapes: every rate is positive, and the test can assert exact
-// values (hit ratio, operation mix, gauges) where PromQL's extrapolation
-// would otherwise blur them.
+// save, a write-behind save whose push is retried once, Sync) at sampling
+// 1, each round exported in one flush and awaited in Prometheus, so that
+// every counter has grown between two scrapes: every rate is positive, and
+// the test can assert exact values (hit ratio, operation mix, gauges) where
+// PromQL's extrapolation would otherwise blur them.
 func TestGrafanaQueriesAgainstPrometheus(t *testing.T) {
+	t.Parallel() // long and mostly waiting: beside the other long tests
+	for _, tt := range []struct {
+		name   string
+		native bool
+	}{
+		{"explicit buckets", false},
+		{"native histograms", true},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			testDashboardQueries(t, tt.native)
+		})
+	}
+}
+
+func testDashboardQueries(t *testing.T, native bool) {
 	start := time.Now()
 	grpcAddr, httpAddr, promExporter := collector.FreeAddr(t), collector.FreeAddr(t), collector.FreeAddr(t)
 	collector.Start(t, "../otel-collector.yaml", []string{
@@ -216,28 +294,24 @@ func TestGrafanaQueriesAgainstPrometheus(t *testing.T) {
 		t.FailNow()
 	}
 
+	flags := composePrometheusFlags(t)
+	if !slices.Contains(flags, "--enable-feature=native-histograms") {
+		t.Fatalf("docker-compose.yml starts Prometheus with %v, without native histograms", flags)
+	}
 	promAddr := collector.FreeAddr(t)
-	collector.StartPrometheus(t, config, promAddr)
+	collector.StartPrometheus(t, config, promAddr, flags...)
 	api := &promAPI{t: t, base: "http://" + promAddr}
 	shipped := readPromConfig(t, prometheusConfig).ScrapeConfigs[0]
-	api.waitTargetUp(shipped.JobName, "http://"+promExporter+shipped.MetricsPath)
-	t.Logf("Collector and Prometheus up, target scraped, after %v", time.Since(start).Round(time.Millisecond))
+	scrapeURL := "http://" + promExporter + shipped.MetricsPath
+	api.waitTargetUp(shipped.JobName, scrapeURL)
+	t.Logf("Collector and Prometheus (%v) up, target scraped, after %v", flags, time.Since(start).Round(time.Millisecond))
 
-	// The SDK pipeline otelsetup.WithOTLP builds (OTLP gRPC exporter,
-	// periodic reader), by hand, to flush each round in one export.
-	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Minute)
 	defer cancel()
-	exp, err := otlpmetricgrpc.New(ctx, otlpmetricgrpc.WithEndpoint(grpcAddr), otlpmetricgrpc.WithInsecure())
-	if err != nil {
-		t.Fatal(err)
-	}
-	mp := sdkmetric.NewMeterProvider(
-		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))),
-		sdkmetric.WithResource(resource.NewSchemaless(
-			attribute.String("service.name", "nexus-e2e"),
-			attribute.String("service.instance.id", "e2e-dashboard"),
-		)),
-	)
+
+	// The older release, then the current one.
+	runOldRelease(ctx, t, grpcAddr, native)
+	mp := dashboardMeterProvider(ctx, t, grpcAddr, native)
 	defer func() {
 		if err := mp.Shutdown(context.WithoutCancel(ctx)); err != nil {
 			t.Errorf("MeterProvider shutdown: %v", err)
@@ -253,6 +327,7 @@ func TestGrafanaQueriesAgainstPrometheus(t *testing.T) {
 		Name:            dashboardStore,
 		MetricsReporter: rep,
 		Metrics:         store.MetricsConfig{SampleRate: 1},
+		Retry:           store.RetryConfig{MaxAttempts: 3, InitialDelay: 10 * time.Millisecond},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -269,36 +344,47 @@ func TestGrafanaQueriesAgainstPrometheus(t *testing.T) {
 		if err := mp.ForceFlush(ctx); err != nil {
 			t.Fatalf("round %d: export: %v", round, err)
 		}
-		evalAt = api.waitTotals(round)
+		evalAt = api.waitValues(fmt.Sprintf("round %d's totals", round), roundTotals(round))
 		t.Logf("round %d in Prometheus after %v", round, time.Since(start).Round(time.Millisecond))
 	}
 
-	// The $store variable lists the store.
+	vars := dashVars{job: "nexus-e2e", instance: ".*", store: dashboardStore, rateInterval: rateInterval}
 	d := readDashboard(t)
-	if v := storeVariableQuery(t, d.Templating.List[0].Query.(string)); v != nil {
-		if names := api.labelValues(v[1], v[0]); !slices.Contains(names, dashboardStore) {
-			t.Errorf("variable $store (%s): values %v, want %q among them", d.Templating.List[0].Query, names, dashboardStore)
+
+	// The variables list the service, its instance and the store.
+	wantValues := map[string]string{"job": vars.job, "instance": "e2e-dashboard", "store": dashboardStore}
+	for _, v := range d.Templating.List {
+		lv := labelValuesQuery(fmt.Sprint(v.Query))
+		if lv == nil {
+			continue
+		}
+		values, err := api.labelValues(lv[1], expandExpr(t, lv[0], vars))
+		if err != nil || !slices.Contains(values, wantValues[v.Name]) {
+			t.Errorf("variable $%s (%s): values %v (%v), want %q among them", v.Name, v.Query, values, err, wantValues[v.Name])
 		}
 	}
 
-	// Every query of the dashboard answers, with samples and finite values.
+	// Every query of the dashboard answers, with samples and finite values:
+	// at one instant (exact values below) and over a range after the
+	// second round, as Grafana draws it.
 	results := make(map[string][]promSample) // "panel title/refId" -> result
-	queries := 0
+	type rangeQuery struct{ key, expr string }
+	var ranges []rangeQuery
 	for _, p := range d.Panels {
 		for _, tg := range p.Targets {
-			expr := expandExpr(t, tg.Expr, dashboardStore)
-			res, err := api.query(expr, evalAt)
-			queries++
+			expr := expandExpr(t, tg.Expr, vars)
 			key := p.Title + "/" + tg.RefID
+			ranges = append(ranges, rangeQuery{key, expr})
+			res, err := api.query(expr, evalAt)
 			switch {
 			case err != nil:
-				t.Errorf("panel %q query %s: %v\n%s", p.Title, tg.RefID, err, expr)
+				t.Errorf("%s: %v\n%s", key, err, expr)
 			case len(res) == 0:
-				t.Errorf("panel %q query %s: empty result\n%s", p.Title, tg.RefID, expr)
+				t.Errorf("%s: empty result\n%s", key, expr)
 			default:
 				for _, s := range res {
 					if math.IsNaN(s.Value) || math.IsInf(s.Value, 0) {
-						t.Errorf("panel %q query %s: %v = %v\n%s", p.Title, tg.RefID, s.Metric, s.Value, expr)
+						t.Errorf("%s: %v = %v\n%s", key, s.Metric, s.Value, expr)
 					}
 				}
 				results[key] = res
@@ -306,9 +392,101 @@ func TestGrafanaQueriesAgainstPrometheus(t *testing.T) {
 			}
 		}
 	}
-	t.Logf("%d dashboard queries answered, at %v after the start", queries, time.Since(start).Round(time.Millisecond))
+	checkDashboardValues(t, api, d, results, vars, evalAt, native)
 
-	checkDashboardValues(t, api, d, results, evalAt)
+	// The range: 10 s after the second round (two more scrapes), every
+	// second. Every rate window still reaches back before the second round.
+	end := evalAt.Add(10 * time.Second)
+	api.waitScrapedAfter(shipped.JobName, scrapeURL, end)
+	for _, q := range ranges {
+		res, err := api.queryRange(q.expr, evalAt, end, time.Second)
+		if err == nil {
+			err = checkRange(res)
+		}
+		if err != nil {
+			t.Errorf("%s over [%s, %s]: %v\n%s", q.key, evalAt.Format(time.TimeOnly), end.Format(time.TimeOnly), err, q.expr)
+		}
+	}
+	t.Logf("%d dashboard queries answered, instant and range, %v after the start", len(ranges), time.Since(start).Round(time.Millisecond))
+}
+
+// dashboardMeterProvider is the SDK pipeline otelsetup.WithOTLP builds (OTLP
+// gRPC exporter, periodic reader), by hand, to flush each round in one
+// export; native selects base-2 exponential histograms (as
+// OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=
+// base2_exponential_bucket_histogram would). The resource is the service
+// nexus-e2e, instance e2e-dashboard.
+func dashboardMeterProvider(ctx context.Context, t *testing.T, grpcAddr string, native bool) *sdkmetric.MeterProvider {
+	t.Helper()
+	opts := []otlpmetricgrpc.Option{otlpmetricgrpc.WithEndpoint(grpcAddr), otlpmetricgrpc.WithInsecure()}
+	if native {
+		opts = append(opts, otlpmetricgrpc.WithAggregationSelector(func(k sdkmetric.InstrumentKind) sdkmetric.Aggregation {
+			if k == sdkmetric.InstrumentKindHistogram {
+				return sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}
+			}
+			return sdkmetric.DefaultAggregationSelector(k)
+		}))
+	}
+	exp, err := otlpmetricgrpc.New(ctx, opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return sdkmetric.NewMeterProvider(
+		sdkmetric.WithReader(sdkmetric.NewPeriodicReader(exp, sdkmetric.WithInterval(time.Hour))),
+		sdkmetric.WithResource(resource.NewSchemaless(
+			attribute.String("service.name", "nexus-e2e"),
+			attribute.String("service.instance.id", "e2e-dashboard"),
+		)),
+	)
+}
+
+// runOldRelease reports a little of the store's telemetry as an older
+// release of nexusotel would (its scope version oldScopeVersion), exports
+// it while the store is open (gauges included) and shuts that pipeline
+// down: the Collector goes on serving those series.
+func runOldRelease(ctx context.Context, t *testing.T, grpcAddr string, native bool) {
+	t.Helper()
+	mp := dashboardMeterProvider(ctx, t, grpcAddr, native)
+	rep, err := nexusotel.NewReporter(nexusotel.WithMeterProvider(scopeVersion{mp, oldScopeVersion}), nexusotel.WithoutTracing())
+	if err != nil {
+		t.Fatal(err)
+	}
+	old, err := store.New(memory.New[user, string](), store.Config[user, string]{
+		IDOf:            func(u user) string { return u.ID },
+		Name:            dashboardStore,
+		MetricsReporter: rep,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range oldSaves {
+		if _, err := old.Save(ctx, user{ID: fmt.Sprintf("old%d", i)}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for range oldHits {
+		if _, err := old.Get(ctx, "old0"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := mp.ForceFlush(ctx); err != nil {
+		t.Fatalf("old release: export: %v", err)
+	}
+	if err := errors.Join(old.Close(ctx), mp.Shutdown(ctx)); err != nil {
+		t.Fatalf("old release: %v", err)
+	}
+}
+
+// scopeVersion is a MeterProvider whose meters all have the instrumentation
+// scope version version: nexusotel's instruments as another release of it
+// registers them.
+type scopeVersion struct {
+	metric.MeterProvider
+	version string
+}
+
+func (p scopeVersion) Meter(name string, _ ...metric.MeterOption) metric.Meter {
+	return p.MeterProvider.Meter(name, metric.WithInstrumentationVersion(p.version))
 }
 
 // runDashboardRound runs one round of the dashboard workload; round
@@ -342,14 +520,37 @@ func runDashboardRound(ctx context.Context, t *testing.T, users *store.Store[use
 			t.Fatalf("Save (write-behind): %v", err)
 		}
 	}
+	// The first push fails; Sync retries it and succeeds.
+	backend.FailNext(1, nil)
 	if err := users.Sync(ctx); err != nil {
 		t.Fatalf("Sync: %v", err)
 	}
 }
 
+// roundTotals are the store's totals in Prometheus after rounds rounds of
+// the current release (its series only), as queries and their values.
+func roundTotals(rounds int) map[string]float64 {
+	n := float64(rounds)
+	sel := fmt.Sprintf(`{nexus_store_name=%q, otel_scope_version!=%q}`, dashboardStore, oldScopeVersion)
+	sum := func(metric string) string { return fmt.Sprintf("sum(%s%s)", metric, sel) }
+	return map[string]float64{
+		// The histogram's count: its _count series, or its native series.
+		fmt.Sprintf("%s or sum(histogram_count(nexus_store_operation_duration_seconds%s))", sum("nexus_store_operation_duration_seconds_count"), sel): n * (roundOps["get"] + roundOps["save"] + roundOps["sync"]),
+		// A failed save writes the cache before its rollback.
+		sum("nexus_store_cache_events_total"): n * (roundHits + roundMisses + roundSaves + roundFailedSaves + roundWriteBehind),
+		sum("nexus_store_errors_total"):       n * (roundFailedSaves + roundWriteBehind), // returned, recovered
+		sum("nexus_store_sync_events_total"):  n * 3,                                     // started, retried, completed
+		sum("nexus_store_sync_items_total"):   n * roundWriteBehind,
+		sum("nexus_store_cache_entries"):      n * (roundSaves + roundWriteBehind),
+		// The other gauges are there too.
+		sum("nexus_store_sample_rate_ratio"): 1,
+		sum("nexus_store_pending_changes"):   0,
+	}
+}
+
 // checkDashboardValues asserts exact values of the dashboard's queries
 // after the two rounds, and exact counts straight from Prometheus.
-func checkDashboardValues(t *testing.T, api *promAPI, d dashboard, results map[string][]promSample, at time.Time) {
+func checkDashboardValues(t *testing.T, api *promAPI, d dashboard, results map[string][]promSample, vars dashVars, at time.Time, native bool) {
 	t.Helper()
 	const eps = 1e-9
 	near := func(got, want float64) bool { return math.Abs(got-want) <= eps*math.Max(1, math.Abs(want)) }
@@ -368,11 +569,13 @@ func checkDashboardValues(t *testing.T, api *promAPI, d dashboard, results map[s
 		return m
 	}
 
-	// hits / (hits + misses), exactly.
+	// hits / (hits + misses), exactly: the old release's counters are
+	// frozen, their rates 0.
 	one("Cache hit ratio/A", float64(roundHits)/float64(roundHits+roundMisses))
 	// The gauges after the second round: the saved and write-behind items
 	// of both rounds are cached (the failed saves were rolled back, misses
-	// cache nothing); Sync left nothing pending; sampling is off.
+	// cache nothing), more than the old release's; Sync left nothing
+	// pending; sampling is off.
 	one("Cache entries/A", 2*(roundSaves+roundWriteBehind))
 	one("Pending changes/A", 0)
 	one("Oldest pending change/A", 0)
@@ -393,22 +596,36 @@ func checkDashboardValues(t *testing.T, api *promAPI, d dashboard, results map[s
 			t.Errorf("Operations per second: %s is %.6f of all, want %v/%v (rates %v)", op, got, n, want, ops)
 		}
 	}
-	// Where the sample-rate gauge is missing, the raw rate.
+	var opsExpr string
 	for _, p := range d.Panels {
-		if p.Title != "Operations per second" {
-			continue
+		if p.Title == "Operations per second" {
+			opsExpr = expandExpr(t, p.Targets[0].Expr, vars)
 		}
-		expr := strings.Replace(expandExpr(t, p.Targets[0].Expr, dashboardStore),
-			"nexus_store_sample_rate_ratio{", `nexus_store_sample_rate_ratio{nexus_absent="x", `, 1)
-		res, err := api.query(expr, at)
-		if err != nil || len(res) != len(ops) {
-			t.Errorf("Operations per second without the sample-rate gauge: %s, %v; want %v", formatSamples(res), err, ops)
+	}
+	// Where the sample-rate gauge is missing, the raw rate.
+	res, err := api.query(strings.Replace(opsExpr, "nexus_store_sample_rate_ratio{", `nexus_store_sample_rate_ratio{nexus_absent="x", `, 1), at)
+	if err != nil || len(res) != len(ops) {
+		t.Errorf("Operations per second without the sample-rate gauge: %s, %v; want %v", formatSamples(res), err, ops)
+	}
+	for _, s := range res {
+		if !near(s.Value, ops[s.Metric["nexus_store_operation"]]) {
+			t.Errorf("Operations per second without the sample-rate gauge: %s, want %v", formatSamples(res), ops)
 		}
-		for _, s := range res {
-			if !near(s.Value, ops[s.Metric["nexus_store_operation"]]) {
-				t.Errorf("Operations per second without the sample-rate gauge: %s, want %v", formatSamples(res), ops)
-			}
-		}
+	}
+	// The query as the dashboard had it, dividing by the gauge as it is:
+	// the old and the current release's gauges are two series for one
+	// (job, instance, store), and Prometheus refuses.
+	sel := fmt.Sprintf(`nexus_store_name=%q`, dashboardStore)
+	count := fmt.Sprintf(`rate(nexus_store_operation_duration_seconds_count{%s}[1m])`, sel)
+	if native {
+		count = fmt.Sprintf(`histogram_count(rate(nexus_store_operation_duration_seconds{%s}[1m]))`, sel)
+	}
+	before := fmt.Sprintf(`sum by (nexus_store_operation) (%s / on (job, instance, nexus_store_name) group_left () nexus_store_sample_rate_ratio{%s})`, count, sel)
+	if res, err := api.query(before, at); err == nil || !strings.Contains(err.Error(), "duplicate series") {
+		t.Errorf("the unaggregated query = %s, %v; want a duplicate series error (two scope versions):\n%s", formatSamples(res), err, before)
+	}
+	if scopes, err := api.labelValues("otel_scope_version", fmt.Sprintf(`nexus_store_sample_rate_ratio{%s}`, sel)); err != nil || len(scopes) != 2 {
+		t.Errorf("otel_scope_version of the sample-rate gauge: %v (%v), want the old and the current release", scopes, err)
 	}
 
 	// Latency quantiles: per operation, positive and ordered.
@@ -425,233 +642,76 @@ func checkDashboardValues(t *testing.T, api *promAPI, d dashboard, results map[s
 	if backend := byLabel("Backend latency p95/A", "nexus_store_operation"); len(backend) != 2 || backend["get"] <= 0 || backend["save"] <= 0 {
 		t.Errorf("Backend latency p95: %v, want get and save (the misses' reads; saves and Sync's pushes)", backend)
 	}
-
-	// Errors: the failed saves only, by their sentinel.
-	errs := results["Errors per second/A"]
-	if len(errs) != 1 || errs[0].Metric["error_type"] != "store.ErrUnavailable" || errs[0].Metric["nexus_store_operation"] != "save" || errs[0].Value <= 0 {
-		t.Errorf("Errors per second: %s, want one positive series, save: store.ErrUnavailable", formatSamples(errs))
+	if r := results["Sync duration p95/A"]; len(r) != 1 || r[0].Value <= 0 {
+		t.Errorf("Sync duration p95: %s, want one positive sample", formatSamples(r))
 	}
-	// Sync: as many completed as started.
+
+	// Errors: the failed saves returned, the failed pushes recovered, each
+	// by its sentinel.
+	for key, op := range map[string]string{"Errors returned per second/A": "save", "Errors recovered per second/A": "sync"} {
+		errs := results[key]
+		if len(errs) != 1 || errs[0].Metric["error_type"] != "store.ErrUnavailable" || errs[0].Metric["nexus_store_operation"] != op || errs[0].Value <= 0 {
+			t.Errorf("%s: %s, want one positive series, %s: store.ErrUnavailable", key, formatSamples(errs), op)
+		}
+	}
+	// Sync: as many completed as started, one retry each.
 	sync := byLabel("Sync events per second/A", "nexus_sync_event")
-	if len(sync) != 2 || sync["started"] <= 0 || !near(sync["completed"], sync["started"]) {
-		t.Errorf("Sync events per second: %v, want started = completed > 0", sync)
+	if len(sync) != 3 || sync["started"] <= 0 || !near(sync["completed"], sync["started"]) || !near(sync["retried"], sync["started"]) {
+		t.Errorf("Sync events per second: %v, want started = completed = retried > 0", sync)
+	}
+	if r := results["Items synced per second/A"]; len(r) != 1 || !near(r[0].Value, sync["started"]) {
+		t.Errorf("Items synced per second: %s, want one item per sync run (%v/s)", formatSamples(r), sync["started"])
 	}
 
-	// Exact counts, straight from the stored counters.
-	counts, err := api.query(fmt.Sprintf(`sum by (nexus_store_operation) (nexus_store_operation_duration_seconds_count{nexus_store_name=%q})`, dashboardStore), at)
+	// Exact counts, straight from the stored series.
+	counts, err := api.query(fmt.Sprintf(`sum by (nexus_store_operation, otel_scope_version) (nexus_store_operation_duration_seconds_count{%[1]s})
+or sum by (nexus_store_operation, otel_scope_version) (histogram_count(nexus_store_operation_duration_seconds{%[1]s}))`, sel), at)
 	if err != nil {
 		t.Fatal(err)
+	}
+	wantCounts := map[string]float64{
+		"get":      2 * roundOps["get"],
+		"save":     2 * roundOps["save"],
+		"sync":     2 * roundOps["sync"],
+		"get old":  oldHits,
+		"save old": oldSaves,
 	}
 	for _, s := range counts {
-		if op := s.Metric["nexus_store_operation"]; s.Value != 2*roundOps[op] {
-			t.Errorf("operations %s: %v in Prometheus, want %v", op, s.Value, 2*roundOps[op])
+		key := s.Metric["nexus_store_operation"]
+		if s.Metric["otel_scope_version"] == oldScopeVersion {
+			key += " old"
+		}
+		if s.Value != wantCounts[key] {
+			t.Errorf("operations %s: %v in Prometheus, want %v", key, s.Value, wantCounts[key])
 		}
 	}
-	if len(counts) != len(roundOps) {
-		t.Errorf("operation counts %s, want %v per round, twice", formatSamples(counts), roundOps)
+	if len(counts) != len(wantCounts) {
+		t.Errorf("operation counts %s, want %v", formatSamples(counts), wantCounts)
 	}
-	// honor_labels kept the application's job and instance.
-	if len(counts) > 0 {
-		res, err := api.query(fmt.Sprintf(`nexus_store_sample_rate_ratio{nexus_store_name=%q}`, dashboardStore), at)
-		if err != nil || len(res) != 1 || res[0].Metric["job"] != "nexus-e2e" || res[0].Metric["instance"] != "e2e-dashboard" {
-			t.Errorf("series labels %s (%v), want job nexus-e2e and instance e2e-dashboard (honor_labels)", formatSamples(res), err)
-		}
+	// The histograms are of the kind the subtest asks for: classic series
+	// (_bucket, _count) or native ones, not both.
+	kinds := map[string]string{
+		"classic": fmt.Sprintf(`count(nexus_store_operation_duration_seconds_bucket{%s})`, sel),
+		"native":  fmt.Sprintf(`count(histogram_count(nexus_store_operation_duration_seconds{%s}))`, sel),
 	}
-}
-
-// testPromConfig writes the shipped Prometheus config with its one target
-// replaced by target, and returns its path: the same job, interval, path
-// and labels as in docker-compose.
-func testPromConfig(t *testing.T, target string) string {
-	t.Helper()
-	data, err := os.ReadFile(prometheusConfig)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var doc map[string]any
-	if err := yaml.Unmarshal(data, &doc); err != nil {
-		t.Fatalf("%s: %v", prometheusConfig, err)
-	}
-	scrapes, _ := doc["scrape_configs"].([]any)
-	if len(scrapes) != 1 {
-		t.Fatalf("%s: %d scrape configs, want 1", prometheusConfig, len(scrapes))
-	}
-	statics, _ := scrapes[0].(map[string]any)["static_configs"].([]any)
-	if len(statics) != 1 {
-		t.Fatalf("%s: %d static configs, want 1", prometheusConfig, len(statics))
-	}
-	statics[0].(map[string]any)["targets"] = []string{target}
-	out, err := yaml.Marshal(doc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	path := filepath.Join(t.TempDir(), "prometheus.yml")
-	if err := os.WriteFile(path, out, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	return path
-}
-
-// promAPI queries a Prometheus server's HTTP API.
-type promAPI struct {
-	t    *testing.T
-	base string
-}
-
-type promSample struct {
-	Metric map[string]string
-	Value  float64
-}
-
-func formatSamples(res []promSample) string {
-	var parts []string
-	for _, s := range res {
-		parts = append(parts, fmt.Sprintf("%v %v", s.Metric, s.Value))
-	}
-	return "[" + strings.Join(parts, "; ") + "]"
-}
-
-// get GETs path?params and decodes the API's envelope into data.
-func (a *promAPI) get(path string, params url.Values, data any) error {
-	// No keep-alive: an idle connection's goroutines would outlive the test.
-	client := &http.Client{Timeout: 10 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	resp, err := client.Get(a.base + path + "?" + params.Encode())
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	var env struct {
-		Status    string          `json:"status"`
-		Data      json.RawMessage `json:"data"`
-		ErrorType string          `json:"errorType"`
-		Error     string          `json:"error"`
-		Warnings  []string        `json:"warnings"`
-	}
-	if err := json.Unmarshal(body, &env); err != nil {
-		return fmt.Errorf("%s: %s: %w\n%s", path, resp.Status, err, body)
-	}
-	if env.Status != "success" {
-		return fmt.Errorf("%s: %s: %s: %s", path, resp.Status, env.ErrorType, env.Error)
-	}
-	if len(env.Warnings) > 0 {
-		return fmt.Errorf("%s: warnings: %v", path, env.Warnings)
-	}
-	return json.Unmarshal(env.Data, data)
-}
-
-// query runs an instant query at time at and returns its vector.
-func (a *promAPI) query(expr string, at time.Time) ([]promSample, error) {
-	var data struct {
-		ResultType string `json:"resultType"`
-		Result     []struct {
-			Metric map[string]string `json:"metric"`
-			Value  [2]any            `json:"value"`
-		} `json:"result"`
-	}
-	params := url.Values{"query": {expr}, "time": {strconv.FormatFloat(float64(at.UnixMilli())/1000, 'f', 3, 64)}}
-	if err := a.get("/api/v1/query", params, &data); err != nil {
-		return nil, err
-	}
-	if data.ResultType != "vector" {
-		return nil, fmt.Errorf("result type %q, want vector", data.ResultType)
-	}
-	var out []promSample
-	for _, r := range data.Result {
-		s, _ := r.Value[1].(string)
-		v, err := strconv.ParseFloat(s, 64)
+	for kind, q := range kinds {
+		res, err := api.query(q, at)
 		if err != nil {
-			return nil, fmt.Errorf("value %v: %w", r.Value, err)
+			t.Fatal(err)
 		}
-		out = append(out, promSample{Metric: r.Metric, Value: v})
+		if has, want := len(res) > 0, (kind == "native") == native; has != want {
+			t.Errorf("%s histogram series: %s, want them %s", kind, formatSamples(res), map[bool]string{true: "present", false: "absent"}[want])
+		}
 	}
-	return out, nil
-}
 
-// labelValues returns the values of label on the series of metric, as
-// Grafana's label_values(metric, label) asks for them.
-func (a *promAPI) labelValues(label, metric string) []string {
-	a.t.Helper()
-	var values []string
-	if err := a.get("/api/v1/label/"+label+"/values", url.Values{"match[]": {metric}}, &values); err != nil {
-		a.t.Errorf("label values: %v", err)
+	// honor_labels kept the application's job and instance.
+	res, err = api.query(fmt.Sprintf(`nexus_store_sample_rate_ratio{%s}`, sel), at)
+	if err != nil || len(res) != 2 {
+		t.Errorf("sample-rate gauges %s (%v), want two (two releases)", formatSamples(res), err)
 	}
-	return values
-}
-
-// promTarget is a scrape target in /api/v1/targets.
-type promTarget struct {
-	ScrapePool string `json:"scrapePool"`
-	ScrapeURL  string `json:"scrapeUrl"`
-	Health     string `json:"health"`
-	LastError  string `json:"lastError"`
-}
-
-// waitTargetUp waits until Prometheus has scraped scrapeURL, in job,
-// successfully.
-func (a *promAPI) waitTargetUp(job, scrapeURL string) {
-	a.t.Helper()
-	var last string
-	a.waitFor("the target "+scrapeURL+" to be up", func() bool {
-		var data struct {
-			ActiveTargets []promTarget `json:"activeTargets"`
+	for _, s := range res {
+		if s.Metric["job"] != "nexus-e2e" || s.Metric["instance"] != "e2e-dashboard" {
+			t.Errorf("series labels %v, want job nexus-e2e and instance e2e-dashboard (honor_labels)", s.Metric)
 		}
-		if err := a.get("/api/v1/targets", url.Values{"state": {"active"}}, &data); err != nil {
-			last = err.Error()
-			return false
-		}
-		last = fmt.Sprintf("%+v", data.ActiveTargets)
-		return slices.ContainsFunc(data.ActiveTargets, func(tg promTarget) bool {
-			return tg.ScrapePool == job && tg.ScrapeURL == scrapeURL && tg.Health == "up"
-		})
-	}, func() string { return last })
-}
-
-// waitTotals waits until Prometheus has scraped the totals of round rounds
-// of the dashboard workload, and returns when it saw them.
-func (a *promAPI) waitTotals(rounds int) time.Time {
-	a.t.Helper()
-	n := float64(rounds)
-	sum := func(metric string) string { return fmt.Sprintf("sum(%s{nexus_store_name=%q})", metric, dashboardStore) }
-	want := map[string]float64{
-		sum("nexus_store_operation_duration_seconds_count"): n * (roundOps["get"] + roundOps["save"] + roundOps["sync"]),
-		// A failed save writes the cache before its rollback.
-		sum("nexus_store_cache_events_total"): n * (roundHits + roundMisses + roundSaves + roundFailedSaves + roundWriteBehind),
-		sum("nexus_store_errors_total"):       n * roundFailedSaves,
-		sum("nexus_store_sync_events_total"):  n * 2, // started, completed
-		sum("nexus_store_cache_entries"):      n * (roundSaves + roundWriteBehind),
-		// The other gauges are there too.
-		sum("nexus_store_sample_rate_ratio"): 1,
-		sum("nexus_store_pending_changes"):   0,
-	}
-	var last []string
-	var at time.Time
-	a.waitFor(fmt.Sprintf("round %d's totals", rounds), func() bool {
-		at = time.Now()
-		last = last[:0]
-		for q, w := range want {
-			res, err := a.query(q, at)
-			if err != nil || len(res) != 1 || res[0].Value != w {
-				last = append(last, fmt.Sprintf("%s = %s (%v), want %v", q, formatSamples(res), err, w))
-			}
-		}
-		return len(last) == 0
-	}, func() string { return strings.Join(last, "\n  ") })
-	return at
-}
-
-// waitFor polls ok every 200ms for 30s (six scrape intervals), then fails
-// the test with what state says.
-func (a *promAPI) waitFor(what string, ok func() bool, state func() string) {
-	a.t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for !ok() {
-		if time.Now().After(deadline) {
-			a.t.Fatalf("Prometheus: no %s after 30s:\n  %s", what, state())
-		}
-		time.Sleep(200 * time.Millisecond)
 	}
 }

@@ -1,12 +1,15 @@
 package examples
 
 import (
+	"bytes"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
 
 	otlpmetric "go.opentelemetry.io/proto/otlp/metrics/v1"
+	otlptrace "go.opentelemetry.io/proto/otlp/trace/v1"
 
 	"github.com/nexusstore/nexus/internal/otlptest"
 )
@@ -137,5 +140,56 @@ func TestFirebaseRoute(t *testing.T) {
 	counts, temporality := opCounts(r)
 	if counts["save"] != 1 || counts["get"] != 3 || temporality != otlpmetric.AggregationTemporality_AGGREGATION_TEMPORALITY_CUMULATIVE {
 		t.Errorf("received %v with %v, want 1 save and 3 gets, cumulative", counts, temporality)
+	}
+}
+
+// The otelhttp recipe: each request one trace, from the caller's client
+// span through the server span to the store's operation span and its
+// backend call, all through one pipeline.
+func TestOTelHTTP(t *testing.T) {
+	r := otlptest.Start(t)
+	out := run(t, "otelhttp", "OTEL_EXPORTER_OTLP_ENDPOINT=http://"+r.Addr)
+	if want := "PUT /users/ada: 204 \nGET /users/ada: 200 Ada Lovelace\nGET /users/nobody: 404 no such user\n"; out != want {
+		t.Errorf("output:\n%s\nwant:\n%s", out, want)
+	}
+	spans := r.Spans()
+	byID := make(map[string]*otlptrace.Span)
+	for _, s := range spans {
+		byID[string(s.GetSpanId())] = s
+	}
+	attr := func(s *otlptrace.Span, key string) string {
+		for _, kv := range s.GetAttributes() {
+			if kv.GetKey() == key {
+				return kv.GetValue().GetStringValue()
+			}
+		}
+		return ""
+	}
+	var chains []string
+	for _, s := range spans {
+		if attr(s, "db.operation.name") == "" {
+			continue
+		}
+		// backend call < store operation < server < client, one trace.
+		chain := []*otlptrace.Span{s}
+		for p := byID[string(s.GetParentSpanId())]; p != nil; p = byID[string(p.GetParentSpanId())] {
+			chain = append(chain, p)
+		}
+		var kinds []string
+		for _, c := range chain {
+			if !bytes.Equal(c.GetTraceId(), s.GetTraceId()) {
+				t.Errorf("span %q is in another trace than %q", c.GetName(), s.GetName())
+			}
+			kinds = append(kinds, strings.TrimPrefix(c.GetKind().String(), "SPAN_KIND_"))
+		}
+		chains = append(chains, fmt.Sprintf("%s: %s", attr(s, "db.operation.name"), strings.Join(kinds, " < ")))
+		if len(chain) != 4 || attr(chain[1], "nexus.store.operation") == "" ||
+			chain[2].GetKind() != otlptrace.Span_SPAN_KIND_SERVER || chain[3].GetKind() != otlptrace.Span_SPAN_KIND_CLIENT {
+			t.Errorf("backend span %q: ancestors %v, want the store operation, the server span, the client span", s.GetName(), kinds)
+		}
+	}
+	// The save and the miss call the backend; the hit does not.
+	if len(chains) != 2 {
+		t.Errorf("backend calls traced: %v, want the save and the miss (spans: %v)", chains, r.SpanNames())
 	}
 }

@@ -101,6 +101,10 @@ func moduleVersion(bi *debug.BuildInfo, ok bool) string {
 // sdkmetric.AggregationBase2ExponentialHistogram{MaxSize: 160, MaxScale: 20}
 // in the Stream (or OTEL_EXPORTER_OTLP_METRICS_DEFAULT_HISTOGRAM_AGGREGATION=
 // base2_exponential_bucket_histogram for the OTLP exporters). Store.Stats
+// reads either kind. Prometheus keeps exponential histograms only when it
+// scrapes native histograms (--enable-feature=native-histograms, or
+// scrape_native_histograms: true from Prometheus 3.8); a text scrape has
+// only the +Inf bucket and every quantile is NaN. The shipped dashboard
 // reads either kind. WithBuckets changes the advice itself.
 var DefaultBuckets = []float64{
 	0.0000005,

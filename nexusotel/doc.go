@@ -56,10 +56,13 @@
 // invalidations, expirations, sync events and errors are never sampled. The
 // rate is exported as the gauge nexus.store.sample_rate (unit 1, so
 // nexus_store_sample_rate_ratio in Prometheus), so a query scales back by
-// dividing, e.g. in PromQL
+// dividing, e.g. in PromQL (the gauge aggregated first, so that replicas and
+// two releases' series side by side do not make duplicate matches)
 //
-//	sum by (nexus_store_name) (rate(nexus_store_operation_duration_seconds_count[5m]))
-//	  / on (nexus_store_name) nexus_store_sample_rate_ratio
+//	sum by (nexus_store_name) (
+//	  rate(nexus_store_operation_duration_seconds_count[5m])
+//	  / on (job, instance, nexus_store_name) group_left ()
+//	  max by (job, instance, nexus_store_name) (nexus_store_sample_rate_ratio))
 //
 // and Store.Stats extrapolates the sampled counts by 1/r (an unbiased
 // estimate; StoreStats.Estimated is set). Averages and percentiles need no

@@ -35,7 +35,7 @@ func Binary(t testing.TB) string {
 }
 
 func buildBinary() (string, error) {
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return "", err
 	}
@@ -43,18 +43,31 @@ func buildBinary() (string, error) {
 	if err != nil {
 		return "", err
 	}
+	return BuildTool("collector", want)
+}
+
+// BuildTool returns want, the cache path of one of the tools that
+// build-tools.sh builds ("collector", "jaeger"), after running
+// "build-tools.sh tool" if want is not an executable yet. The script is the
+// one implementation of the build, its lock and its rename into place; its
+// progress goes to stderr, live (a first build takes minutes). It is an
+// error if the script fails or prints another path.
+func BuildTool(tool, want string) (string, error) {
 	if isExecutable(want) {
 		return want, nil
 	}
-	// One implementation of the build, lock and rename: the script's.
-	cmd := exec.Command("bash", filepath.Join(root, "build-tools.sh"), "collector")
-	cmd.Stderr = os.Stderr // the build's progress, live: the first one takes minutes
+	root, err := ModuleRoot()
+	if err != nil {
+		return "", err
+	}
+	cmd := exec.Command("bash", filepath.Join(root, "build-tools.sh"), tool)
+	cmd.Stderr = os.Stderr
 	out, err := cmd.Output()
 	if err != nil {
-		return "", fmt.Errorf("build-tools.sh failed to build the Collector (its output is above): %w", err)
+		return "", fmt.Errorf("build-tools.sh failed to build %s (its output is above): %w", tool, err)
 	}
 	if got := strings.TrimSpace(string(out)); got != want {
-		return "", fmt.Errorf("build-tools.sh built %q, but the cache path of builder.yaml is %q", got, want)
+		return "", fmt.Errorf("build-tools.sh built %q, but the cache path of %s is %q", got, tool, want)
 	}
 	if !isExecutable(want) {
 		return "", fmt.Errorf("build-tools.sh succeeded but %s is not an executable", want)
@@ -67,30 +80,50 @@ func buildBinary() (string, error) {
 // otelcol-<first 12 hex digits of the manifest's SHA-256>/otelcol, as
 // build-tools.sh computes it.
 func CachePath(manifest string) (string, error) {
-	f, err := os.Open(manifest)
-	if err != nil {
-		return "", fmt.Errorf("collector: %w", err)
-	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("collector: reading %s: %w", manifest, err)
-	}
-	tools := os.Getenv("NEXUS_TOOLS_DIR")
-	if tools == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return "", fmt.Errorf("collector: no NEXUS_TOOLS_DIR and no home directory: %w", err)
-		}
-		tools = filepath.Join(home, ".cache", "nexus-tools")
-	}
-	return filepath.Join(tools, "otelcol-"+hex.EncodeToString(h.Sum(nil))[:12], "otelcol"), nil
+	return ToolPath("otelcol", manifest)
 }
 
-// moduleRoot finds the e2e module's directory (the one holding
+// ToolPath returns where build-tools.sh caches the tool name built from the
+// given files: ToolsDir, then <name>-<first 12 hex digits of the SHA-256 of
+// the files' contents, concatenated in order>/<name>. Editing one of the
+// files means a new build; unchanged files find the cached one.
+func ToolPath(name string, files ...string) (string, error) {
+	h := sha256.New()
+	for _, file := range files {
+		f, err := os.Open(file)
+		if err != nil {
+			return "", fmt.Errorf("collector: %w", err)
+		}
+		_, err = io.Copy(h, f)
+		f.Close()
+		if err != nil {
+			return "", fmt.Errorf("collector: reading %s: %w", file, err)
+		}
+	}
+	tools, err := ToolsDir()
+	if err != nil {
+		return "", err
+	}
+	return filepath.Join(tools, name+"-"+hex.EncodeToString(h.Sum(nil))[:12], name), nil
+}
+
+// ToolsDir returns the directory where build-tools.sh caches the tools it
+// builds: $NEXUS_TOOLS_DIR, default $HOME/.cache/nexus-tools.
+func ToolsDir() (string, error) {
+	if tools := os.Getenv("NEXUS_TOOLS_DIR"); tools != "" {
+		return tools, nil
+	}
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return "", fmt.Errorf("collector: no NEXUS_TOOLS_DIR and no home directory: %w", err)
+	}
+	return filepath.Join(home, ".cache", "nexus-tools"), nil
+}
+
+// ModuleRoot finds the e2e module's directory (the one holding
 // build-tools.sh) from the working directory, which go test sets to the
 // package's directory inside it.
-func moduleRoot() (string, error) {
+func ModuleRoot() (string, error) {
 	dir, err := os.Getwd()
 	if err != nil {
 		return "", fmt.Errorf("collector: %w", err)

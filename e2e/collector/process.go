@@ -33,6 +33,10 @@ const noInternalMetrics = "--set=service.telemetry.metrics.level=none"
 type Process struct {
 	t      testing.TB
 	name   string // prefixes messages: "collector", "prometheus"
+	path   string
+	args   []string
+	env    []string
+	ready  []string
 	cmd    *exec.Cmd
 	output syncBuffer    // stdout and stderr
 	done   chan struct{} // closed once the process has exited
@@ -61,10 +65,14 @@ func Start(t testing.TB, config string, env []string, ready ...string) *Process 
 func StartProcess(t testing.TB, name, path string, args, env []string, ready ...string) *Process {
 	t.Helper()
 	p := &Process{
-		t:    t,
-		name: name,
-		cmd:  exec.Command(path, args...),
-		done: make(chan struct{}),
+		t:     t,
+		name:  name,
+		path:  path,
+		args:  args,
+		env:   env,
+		ready: ready,
+		cmd:   exec.Command(path, args...),
+		done:  make(chan struct{}),
 	}
 	p.cmd.Env = environ(env)
 	p.cmd.Stdout = &p.output
@@ -135,6 +143,23 @@ func (p *Process) Stop() {
 			p.t.Errorf("%s: still running %v after SIGTERM; killed", p.name, stopTimeout)
 		}
 	})
+}
+
+// Restart stops the process (Stop) and starts it again (StartAgain).
+func (p *Process) Restart() *Process {
+	p.t.Helper()
+	p.Stop()
+	return p.StartAgain()
+}
+
+// StartAgain starts the program of a stopped process again, with the same
+// arguments and environment, on the same addresses, and returns once they
+// accept connections, as StartProcess does. The new Process replaces p,
+// which stays stopped; between Stop and StartAgain the program is away, as
+// in an outage or a redeploy.
+func (p *Process) StartAgain() *Process {
+	p.t.Helper()
+	return StartProcess(p.t, p.name, p.path, p.args, p.env, p.ready...)
 }
 
 // Output returns what the process has written to stdout and stderr so far.

@@ -54,7 +54,7 @@ func installPrometheus() (prometheus, promtool string, err error) {
 	if err1 == nil && err2 == nil {
 		return prometheus, promtool, nil
 	}
-	root, err := moduleRoot()
+	root, err := ModuleRoot()
 	if err != nil {
 		return "", "", err
 	}
@@ -79,17 +79,20 @@ func installPrometheus() (prometheus, promtool string, err error) {
 }
 
 // StartPrometheus runs prometheus (PrometheusBinary) with the config file
-// config, its TSDB in a temporary directory of the test and its web
-// listener, which serves the HTTP API, on listen (a loopback address from
-// FreeAddr). It returns once Prometheus reports itself ready (/-/ready), and
-// stops it at the end of the test, as StartProcess does.
-func StartPrometheus(t testing.TB, config, listen string) *Process {
+// config, its TSDB in a temporary directory of the test, its web listener,
+// which serves the HTTP API, on listen (a loopback address from FreeAddr)
+// and the extra command-line flags (such as
+// --enable-feature=exemplar-storage). It returns once Prometheus reports
+// itself ready (/-/ready), and stops it at the end of the test, as
+// StartProcess does.
+func StartPrometheus(t testing.TB, config, listen string, flags ...string) *Process {
 	t.Helper()
-	p := StartProcess(t, "prometheus", PrometheusBinary(t), []string{
+	args := append([]string{
 		"--config.file=" + config,
 		"--storage.tsdb.path=" + t.TempDir(),
 		"--web.listen-address=" + listen,
-	}, nil, listen)
+	}, flags...)
+	p := StartProcess(t, "prometheus", PrometheusBinary(t), args, nil, listen)
 	// No keep-alive: an idle connection's goroutines would outlive the test.
 	client := &http.Client{Timeout: 2 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	deadline := time.Now().Add(readyTimeout)

@@ -12,6 +12,7 @@ import (
 	metricspb "go.opentelemetry.io/proto/otlp/collector/metrics/v1"
 	tracepb "go.opentelemetry.io/proto/otlp/collector/trace/v1"
 	otlpmetric "go.opentelemetry.io/proto/otlp/metrics/v1"
+	otlptrace "go.opentelemetry.io/proto/otlp/trace/v1"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 )
@@ -105,19 +106,26 @@ func (r *Receiver) MetricRequests() []*metricspb.ExportMetricsServiceRequest {
 	return append([]*metricspb.ExportMetricsServiceRequest(nil), r.metrics...)
 }
 
-// SpanNames returns the names of the spans received.
-func (r *Receiver) SpanNames() []string {
+// Spans returns the spans received, in arrival order.
+func (r *Receiver) Spans() []*otlptrace.Span {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var out []string
+	var out []*otlptrace.Span
 	for _, req := range r.spans {
 		for _, rs := range req.GetResourceSpans() {
 			for _, ss := range rs.GetScopeSpans() {
-				for _, s := range ss.GetSpans() {
-					out = append(out, s.GetName())
-				}
+				out = append(out, ss.GetSpans()...)
 			}
 		}
+	}
+	return out
+}
+
+// SpanNames returns the names of the spans received.
+func (r *Receiver) SpanNames() []string {
+	var out []string
+	for _, s := range r.Spans() {
+		out = append(out, s.GetName())
 	}
 	return out
 }
