@@ -111,7 +111,9 @@ func TestSameNameOnOneStatsReaderIsRefused(t *testing.T) {
 
 // Issue 10, item 2: the series of closed stores leave the StatsReader, so
 // a collection holds what the live stores recorded, however many stores
-// came and went.
+// came and went. The one exception is the first collection after a close
+// that is not Stats' own: it still observes the closed stores' cache-event
+// counts, once, so that an exporter's final export has them.
 func TestClosedStoresLeaveTheStatsReader(t *testing.T) {
 	p := newSDKPipeline(t, nil)
 	live, _ := newStore(t, "live", p.rep)
@@ -120,6 +122,9 @@ func TestClosedStoresLeaveTheStatsReader(t *testing.T) {
 		for i := range n {
 			s, err := openStore(t, fmt.Sprintf("tenant-%d", i), p.rep)
 			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := s.Get(ctx, "a"); !isNotFound(err) {
 				t.Fatal(err)
 			}
 			if _, err := s.Save(ctx, item{ID: "a"}); err != nil {
@@ -135,18 +140,33 @@ func TestClosedStoresLeaveTheStatsReader(t *testing.T) {
 	if _, err := live.Get(ctx, "a"); !isNotFound(err) {
 		t.Fatal(err)
 	}
-	var rm metricdata.ResourceMetrics
-	if err := p.stats.Collect(ctx, &rm); err != nil {
-		t.Fatal(err)
-	}
-	names := map[string]bool{}
-	for _, sm := range rm.ScopeMetrics {
-		for _, m := range sm.Metrics {
-			forEachPoint(m, func(name string) { names[name] = true })
+	collect := func() (names, cacheOnly map[string]bool) {
+		var rm metricdata.ResourceMetrics
+		if err := p.stats.Collect(ctx, &rm); err != nil {
+			t.Fatal(err)
 		}
+		names, other := map[string]bool{}, map[string]bool{}
+		for _, sm := range rm.ScopeMetrics {
+			for _, m := range sm.Metrics {
+				forEachPoint(m, func(name string) {
+					names[name] = true
+					if m.Name != nexusotel.MetricCacheEvents {
+						other[name] = true
+					}
+				})
+			}
+		}
+		return names, other
 	}
-	if len(names) != 1 || !names["live"] {
-		t.Errorf("the StatsReader holds the series of %d stores (%v), want only the live one", len(names), keys(names))
+	first, other := collect()
+	if len(first) != 301 {
+		t.Errorf("the first collection after the closes has the cache-event counts of %d stores, want the 300 closed ones and the live one", len(first))
+	}
+	if len(other) != 1 || !other["live"] {
+		t.Errorf("the StatsReader holds the series of %d stores (%v) besides their cache-event counts, want only the live one", len(other), keys(other))
+	}
+	if second, _ := collect(); len(second) != 1 || !second["live"] {
+		t.Errorf("the StatsReader still holds the series of %d stores (%v), want only the live one", len(second), keys(second))
 	}
 }
 

@@ -295,3 +295,41 @@ func TestGaugesUnregisteredOnClose(t *testing.T) {
 		t.Error("CollectStats found a released store")
 	}
 }
+
+// The cache-event counts a store made before Close reach the exporter's
+// next collection (an application's final export runs after Close), and
+// leave the one after; Stats' own collections in between change nothing.
+func TestCacheCountsReachTheExportAfterClose(t *testing.T) {
+	p := newSDKPipeline(t, nil)
+	s, _ := newStore(t, "c", p.rep)
+	ctx := context.Background()
+	for range 3 {
+		if _, err := s.Get(ctx, "missing"); !isNotFound(err) {
+			t.Fatal(err)
+		}
+	}
+	collect(t, p.export) // an export before the last calls
+	if _, err := s.Get(ctx, "missing"); !isNotFound(err) {
+		t.Fatal(err)
+	}
+	if err := s.Close(ctx); err != nil {
+		t.Fatal(err)
+	}
+	s.Stats() // Stats' own collection must not use up the final observation
+	m, ok := collect(t, p.export)[nexusotel.MetricCacheEvents]
+	if !ok {
+		t.Fatal("no cache events in the first export after Close")
+	}
+	misses := int64(0)
+	for _, dp := range m.Data.(metricdata.Sum[int64]).DataPoints {
+		if v, _ := dp.Attributes.Value(nexusotel.KeyCacheEvent); v.AsString() == store.CacheMiss.String() {
+			misses += dp.Value
+		}
+	}
+	if misses != 4 {
+		t.Errorf("the export after Close has %d misses, want 4", misses)
+	}
+	if m, ok := collect(t, p.export)[nexusotel.MetricCacheEvents]; ok {
+		t.Errorf("the closed store's cache events still observed in the second export: %+v", m)
+	}
+}

@@ -42,6 +42,12 @@ type Reporter struct {
 	mu     sync.Mutex
 	byName map[string]*storeReporter
 
+	// cacheStores are the stores observeCache reports: the live ones,
+	// and cacheClosed closed ones that no collection has observed since.
+	cacheMu     sync.Mutex
+	cacheStores []*storeReporter
+	cacheClosed int
+
 	unboundOnce sync.Once
 	unbound     *storeReporter
 }
@@ -114,6 +120,7 @@ func NewReporter(opts ...Option) (*Reporter, error) {
 		}
 		r.pipes = append(r.pipes, priv)
 	}
+	r.registerCacheCounts()
 	if cfg.tracing {
 		r.tracers = newTracers(cfg.tp)
 	}
@@ -138,6 +145,7 @@ func (r *Reporter) Bind(info store.StoreInfo) store.Binding {
 		return store.Binding{Err: err}
 	}
 	s.registerGauges()
+	r.watchCache(s)
 	r.mu.Lock()
 	r.byName[info.Name] = s
 	r.mu.Unlock()
@@ -172,6 +180,7 @@ func (r *Reporter) def() *storeReporter {
 		if err := r.reader.bind(s); err != nil {
 			s.refused = err // it still records; its Stats say why they are empty
 		}
+		r.watchCache(s)
 		r.mu.Lock()
 		r.byName[""] = s
 		r.mu.Unlock()
@@ -307,7 +316,6 @@ type storeReporter struct {
 	// observed by cacheRegs' callbacks on every pipeline.
 	cacheObs    [][]metric.ObserveOption
 	cacheCounts stripedCounts
-	cacheRegs   []metric.Registration
 	feedOpts    [][]metric.AddOption
 	lagOpts     []metric.RecordOption
 	connOpts    [2][]metric.ObserveOption // idle, used
@@ -381,7 +389,6 @@ func (r *Reporter) newStoreReporter(name string, rate float64, live func() store
 		s.cacheObs[ev] = observeOpts(s.attrSet(kvs...))
 	}
 	s.cacheObs[remoteSlot] = observeOpts(s.attrSet(KeyCacheEvent.String(store.CacheInvalidation.String()), KeyCacheOrigin.String("remote")))
-	s.registerCacheCounts()
 	s.feedOpts = make([][]metric.AddOption, len(feedEventKinds))
 	for i, k := range feedEventKinds {
 		s.feedOpts[i] = addOpts(s.attrSet(KeyFeedEvent.String(k.String())))
@@ -467,24 +474,99 @@ func (s *storeReporter) cacheInto(cache []uint64) {
 	cache[store.CacheInvalidation] += uint64(s.cacheCounts.sum(remoteSlot))
 }
 
-// registerCacheCounts registers, on every pipeline, the callback that
-// observes the store's cache-event counts.
-func (s *storeReporter) registerCacheCounts() {
-	for _, p := range s.pipes {
-		ins := p
-		reg, err := ins.meter.RegisterCallback(func(_ context.Context, o metric.Observer) error {
-			for slot, opts := range s.cacheObs {
-				if n := s.cacheCounts.sum(slot); n > 0 {
-					o.ObserveInt64(ins.cacheEvents, n, opts...)
-				}
-			}
-			return nil
-		}, ins.cacheEvents)
-		if err != nil {
-			otel.Handle(fmt.Errorf("nexusotel: registering the cache counts of store %q: %w", s.name, err))
+// The cache-event counts of every store bound to r are observed by one
+// callback on the recording pipeline (observeCache). A closed store stays
+// in its list until a collection has observed its counts once more:
+// counts made since the last export reach the application's final one
+// (at shutdown, after Close). Stats reads the counts themselves
+// (cacheInto), so its collections skip the callback.
+
+// statsCollection marks the context of the collections Stats makes on a
+// StatsReader: observeCache skips them, so closed stores waiting for an
+// export cost Stats nothing, and only a collection that exports (or a
+// caller's own StatsReader.Collect) counts as the one that observed a
+// closed store's last counts.
+type statsCollection struct{}
+
+// maxLingering bounds the closed stores whose cache counts wait for a
+// collection (a provider no reader collects would otherwise keep them
+// all); beyond it the oldest are dropped, and their last counts miss an
+// export that may never come.
+const maxLingering = 1024
+
+// registerCacheCounts registers observeCache on the recording pipeline.
+func (r *Reporter) registerCacheCounts() {
+	ins := r.pipes[0]
+	if ins.cacheEvents == nil {
+		return
+	}
+	if _, err := ins.meter.RegisterCallback(r.observeCache, ins.cacheEvents); err != nil {
+		otel.Handle(fmt.Errorf("nexusotel: registering the cache-event counts: %w", err))
+	}
+}
+
+// watchCache adds s to the stores observeCache reports.
+func (r *Reporter) watchCache(s *storeReporter) {
+	r.cacheMu.Lock()
+	r.cacheStores = append(r.cacheStores, s)
+	r.cacheMu.Unlock()
+}
+
+// closedCache notes that one of the watched stores closed, and drops the
+// oldest closed ones beyond maxLingering.
+func (r *Reporter) closedCache() {
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	r.cacheClosed++
+	if r.cacheClosed <= maxLingering {
+		return
+	}
+	kept := r.cacheStores[:0]
+	for _, s := range r.cacheStores {
+		if r.cacheClosed > maxLingering && s.released.Load() {
+			r.cacheClosed--
 			continue
 		}
-		s.cacheRegs = append(s.cacheRegs, reg)
+		kept = append(kept, s)
+	}
+	clear(r.cacheStores[len(kept):])
+	r.cacheStores = kept
+}
+
+func (r *Reporter) observeCache(ctx context.Context, o metric.Observer) error {
+	if ctx.Value(statsCollection{}) != nil {
+		return nil
+	}
+	ins := r.pipes[0]
+	r.cacheMu.Lock()
+	defer r.cacheMu.Unlock()
+	kept := r.cacheStores[:0]
+	for _, s := range r.cacheStores {
+		// Read before the counts: a store released by now made its last
+		// count before, so this observation has them all.
+		released := s.released.Load()
+		for slot, opts := range s.cacheObs {
+			if n := s.cacheCounts.sum(slot); n > 0 {
+				o.ObserveInt64(ins.cacheEvents, n, opts...)
+			}
+		}
+		if released {
+			r.cacheClosed--
+			continue
+		}
+		kept = append(kept, s)
+	}
+	clear(r.cacheStores[len(kept):])
+	r.cacheStores = kept
+	return nil
+}
+
+func (s *storeReporter) unregister(reg metric.Registration) {
+	if reg == nil {
+		return
+	}
+	if err := reg.Unregister(); err != nil {
+		otel.Handle(fmt.Errorf("nexusotel: unregistering the instruments of store %q: %w", s.name, err))
 	}
 }
 
@@ -758,16 +840,10 @@ func (s *storeReporter) release() {
 	if s.released.Swap(true) {
 		return
 	}
-	for _, reg := range append(s.cacheRegs, s.reg) {
-		if reg == nil {
-			continue
-		}
-		if err := reg.Unregister(); err != nil {
-			otel.Handle(fmt.Errorf("nexusotel: unregistering the gauges of store %q: %w", s.name, err))
-		}
-	}
+	s.unregister(s.reg)
 	r := s.r
 	r.reader.unbind(s)
+	r.closedCache() // its cache counts wait for one more collection
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if r.byName[s.name] == s {

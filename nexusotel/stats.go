@@ -97,7 +97,7 @@ func (r *StatsReader) bind(s *storeReporter) error {
 		// A closed store of this name may have recorded since the last
 		// collection: collect now, so that its deltas go to it, not to
 		// the new store.
-		if err := r.collectLocked(context.Background()); err != nil && !errors.Is(err, errNotRegistered) {
+		if err := r.collectLocked(context.WithValue(context.Background(), statsCollection{}, true)); err != nil && !errors.Is(err, errNotRegistered) {
 			otel.Handle(err)
 		}
 	}
@@ -121,7 +121,7 @@ func (r *StatsReader) unbind(s *storeReporter) {
 	delete(st.bound, s.name)
 	st.retired[s.name] = s
 	if len(st.retired) >= maxRetired {
-		if err := r.collectLocked(context.Background()); err != nil && !errors.Is(err, errNotRegistered) {
+		if err := r.collectLocked(context.WithValue(context.Background(), statsCollection{}, true)); err != nil && !errors.Is(err, errNotRegistered) {
 			otel.Handle(err)
 		}
 	}
@@ -618,7 +618,7 @@ func (s *storeReporter) refresh(ctx context.Context) error {
 	}
 	var err error
 	if s.dirty.Load() && (s.r.cfg.statsMaxAge <= 0 || time.Since(st.last) >= s.r.cfg.statsMaxAge) {
-		err = s.r.reader.collectLocked(ctx)
+		err = s.r.reader.collectLocked(context.WithValue(ctx, statsCollection{}, true))
 	}
 	s.errs = errors.Join(append(append([]error{err}, st.errs...), s.missing()...)...)
 	return s.errs
