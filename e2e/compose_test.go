@@ -26,6 +26,7 @@ var composeImages = map[string]struct {
 	"prometheus":     {"prom/prometheus", regexp.MustCompile(`^v3\.\d+\.\d+$`)},
 	"jaeger":         {"jaegertracing/jaeger", regexp.MustCompile(`^2\.\d+\.\d+$`)},
 	"grafana":        {"grafana/grafana", regexp.MustCompile(`^\d+\.\d+\.\d+$`)},
+	"postgres":       {"postgres", regexp.MustCompile(`^15\.\d+$`)}, // the major version the tests run
 }
 
 // loadCompose loads and validates docker-compose.yml as docker compose
@@ -100,7 +101,7 @@ func TestDockerComposeFile(t *testing.T) {
 		names = append(names, name)
 	}
 	slices.Sort(names)
-	if want := []string{"grafana", "jaeger", "otel-collector", "prometheus"}; !slices.Equal(names, want) {
+	if want := []string{"grafana", "jaeger", "otel-collector", "postgres", "prometheus"}; !slices.Equal(names, want) {
 		t.Fatalf("services %v, want %v", names, want)
 	}
 
@@ -253,6 +254,18 @@ func TestDockerComposeFile(t *testing.T) {
 	for _, dep := range []string{"prometheus", "jaeger"} {
 		if _, ok := grafana.DependsOn[dep]; !ok {
 			t.Errorf("service grafana does not depend on %s", dep)
+		}
+	}
+
+	// PostgreSQL where nexus-demo looks for it by default
+	// (postgres://nexus:nexus@localhost:5432/nexus).
+	pg := project.Services["postgres"]
+	if ports := publishedPorts(t, pg); ports["5432"] != "5432" || len(ports) != 1 {
+		t.Errorf("service postgres publishes %v, want 5432", ports)
+	}
+	for k, want := range map[string]string{"POSTGRES_USER": "nexus", "POSTGRES_PASSWORD": "nexus", "POSTGRES_DB": "nexus"} {
+		if v := pg.Environment[k]; v == nil || *v != want {
+			t.Errorf("service postgres: %s = %v, want %s (nexus-demo's default URL)", k, v, want)
 		}
 	}
 

@@ -178,16 +178,21 @@ func checkExemplarTrace(t *testing.T, s *stack, start, end time.Time) {
 	t.Logf("Jaeger /api/traces/%s:\n%s", traceID, strings.Join(lines, "\n"))
 }
 
-// spanRole names what a span of the demo is, by its attributes rather than
-// its name (span names are nexusotel's to choose): "request" (the demo's
-// own span), "store <operation>" (nexus.store.operation) or "backend
-// <call>" (db.operation.name).
+// spanRole names what a span of the demo is: "request" (the demo's own
+// span), "backend <call>" (a database backend's span has
+// db.operation.name; the in-memory backend's is named
+// "nexus.store.backend <call>", see docs/opentelemetry.md) or
+// "store <operation>" (nexus.store.operation, which backend spans carry
+// too, hence the order).
 func spanRole(sp jaeger.Span) string {
-	if op, ok := sp.Tag("nexus.store.operation"); ok {
-		return "store " + op
-	}
 	if op, ok := sp.Tag("db.operation.name"); ok {
 		return "backend " + op
+	}
+	if op, ok := strings.CutPrefix(sp.OperationName, "nexus.store.backend "); ok {
+		return "backend " + op
+	}
+	if op, ok := sp.Tag("nexus.store.operation"); ok {
+		return "store " + op
 	}
 	if sp.OperationName == "demo request" {
 		return "request"

@@ -20,6 +20,14 @@
 // deletes, evictions from a bounded cache, errors. -rate sets the requests
 // per second (default 20).
 //
+// With -backend postgres (or NEXUS_BACKEND=postgres) the store runs over
+// PostgreSQL instead, at -postgres-url (or NEXUS_POSTGRES_URL; default
+// postgres://nexus:nexus@localhost:5432/nexus, the docker-compose.yml
+// database), in the table demo_items, with no injected failures: run two
+// of them, with two service.instance.id values, to see two replicas whose
+// caches the change feed keeps coherent (remote invalidations and the feed's
+// lag in the metrics).
+//
 // When it stops it prints its request count, the store's own operation
 // counts (which the exported totals must match) and the slowest store call
 // of each kind as it timed them; for instance, after 30 seconds with -rate
@@ -47,12 +55,14 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/codes"
 
 	"github.com/nexusstore/nexus/nexusotel/otelsetup"
 	"github.com/nexusstore/nexus/store"
 	"github.com/nexusstore/nexus/store/memory"
+	"github.com/nexusstore/nexus/store/postgres"
 )
 
 // Item is what the demo store holds.
@@ -64,8 +74,13 @@ type Item struct {
 func main() {
 	duration := flag.Duration("duration", 0, "how long to run; 0: until interrupted")
 	rate := flag.Float64("rate", 20, "requests per second")
-	failures := flag.Float64("failure-rate", 0.02, "fraction of the backend's calls that fail")
+	failures := flag.Float64("failure-rate", 0.02, "fraction of the backend's calls that fail (memory backend)")
+	backendName := flag.String("backend", envOr("NEXUS_BACKEND", "memory"), "memory or postgres")
+	pgURL := flag.String("postgres-url", envOr("NEXUS_POSTGRES_URL", "postgres://nexus:nexus@localhost:5432/nexus"), "the database, with -backend postgres")
 	flag.Parse()
+	if *backendName != "memory" && *backendName != "postgres" {
+		log.Fatalf("nexus-demo: -backend %q: want memory or postgres", *backendName)
+	}
 	if *rate <= 0 {
 		log.Fatal("nexus-demo: -rate must be positive")
 	}
@@ -81,9 +96,33 @@ func main() {
 		ctx, cancel = context.WithTimeout(ctx, *duration)
 		defer cancel()
 	}
-	if err := run(ctx, *rate, *failures); err != nil {
+	if err := run(ctx, *rate, *failures, *backendName, *pgURL); err != nil {
 		log.Fatal("nexus-demo: ", err)
 	}
+}
+
+func envOr(name, def string) string {
+	if v := os.Getenv(name); v != "" {
+		return v
+	}
+	return def
+}
+
+// openBackend returns the demo's backend and what closes it.
+func openBackend(ctx context.Context, name, pgURL string, failures float64) (store.Backend[Item, string], func(), error) {
+	if name == "memory" {
+		return memory.New[Item, string](memory.WithLatency(2*time.Millisecond), memory.WithFailureRate(failures)), func() {}, nil
+	}
+	pool, err := pgxpool.New(ctx, pgURL)
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to %s: %w", pgURL, err)
+	}
+	b, err := postgres.New[Item, string](ctx, pool, postgres.WithTable("demo_items"))
+	if err != nil {
+		pool.Close()
+		return nil, nil, err
+	}
+	return b, func() { _ = b.Close(); pool.Close() }, nil
 }
 
 // defaults sets the OTEL_* variables the stack needs, unless set.
@@ -107,7 +146,7 @@ func defaults() {
 
 // run sends the requests until ctx is done, then closes the store and
 // flushes the telemetry; an export that failed is an error.
-func run(ctx context.Context, rate, failures float64) (err error) {
+func run(ctx context.Context, rate, failures float64, backendName, pgURL string) (err error) {
 	// WithGlobal: the request spans below are made by the same
 	// TracerProvider as the store's, so they share traces.
 	rep, shutdown, err := otelsetup.Setup(context.WithoutCancel(ctx), otelsetup.WithOTLP(), otelsetup.WithGlobal())
@@ -120,7 +159,11 @@ func run(ctx context.Context, rate, failures float64) (err error) {
 		}
 	}()
 
-	backend := memory.New[Item, string](memory.WithLatency(2*time.Millisecond), memory.WithFailureRate(failures))
+	backend, closeBackend, err := openBackend(ctx, backendName, pgURL, failures)
+	if err != nil {
+		return err
+	}
+	defer closeBackend()
 	items, err := store.New(backend, store.Config[Item, string]{
 		IDOf:            func(i Item) string { return i.ID },
 		Name:            "demo",
@@ -132,8 +175,8 @@ func run(ctx context.Context, rate, failures float64) (err error) {
 	if err != nil {
 		return err
 	}
-	fmt.Printf("nexus-demo: store %q sending to %s as %s, %.0f requests/s; Grafana: http://localhost:3000, Jaeger: http://localhost:16686\n",
-		items.Name(), os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), os.Getenv("OTEL_SERVICE_NAME"), rate)
+	fmt.Printf("nexus-demo: store %q over %s sending to %s as %s, %.0f requests/s; Grafana: http://localhost:3000, Jaeger: http://localhost:16686\n",
+		items.Name(), backendName, os.Getenv("OTEL_EXPORTER_OTLP_ENDPOINT"), os.Getenv("OTEL_SERVICE_NAME"), rate)
 
 	tracer := otel.Tracer("github.com/nexusstore/nexus/e2e/cmd/nexus-demo")
 	tick := time.NewTicker(time.Duration(float64(time.Second) / rate))
