@@ -187,6 +187,13 @@ type cache[T any, ID comparable] struct {
 	pending  pendingQueue[T, ID]
 	watchers watchers[T, ID]
 
+	// inflight holds, with a change feed only (nil otherwise), what the
+	// feed said of each ID a write-through is in flight for, until it
+	// settles: a version later than the one the write returns means that
+	// another writer's change followed it, and the cache must not keep the
+	// write's value (see settle).
+	inflight map[ID]heard
+
 	// known holds, for IDs the cache has no entry for, the version of the
 	// item as the store last learned it (VersionAbsent: absent), and when
 	// (seq): the base of a write-behind change made without reading again,
@@ -195,6 +202,22 @@ type cache[T any, ID comparable] struct {
 }
 
 type knownVersion struct{ version, seq uint64 }
+
+// heard is what a change feed said of an ID while a write of it was in
+// flight: the latest version a save announced, whether a delete was
+// announced, and lost: events may have been missed (an unversioned event,
+// or a feed outage).
+type heard struct {
+	version       uint64
+	deleted, lost bool
+}
+
+// after reports whether h shows a change later than a save that the
+// backend took at version (known: the backend reported it). A delete heard
+// around the save may have followed it: it counts as later.
+func (h heard) after(version uint64, known bool) bool {
+	return h.lost || h.deleted || (h.version > 0 && (!known || h.version > version))
+}
 
 // maxKnown bounds cache.known; beyond it an arbitrary ID is forgotten
 // (its next write-behind change is pushed unconditionally).
@@ -673,11 +696,14 @@ func (c *cache[T, ID]) hold(cl *claim[T, ID], id ID) {
 
 // settle records what the backend holds for id after a write-through that
 // it took, which started at startSeq: the value it returned (or the
-// delete). The entry's pending change, superseded, is dropped. If id was
-// dropped meanwhile (an invalidation, another writer's change heard through
-// a change feed), the backend may hold something newer: the value is kept
-// but unverified. Callers hold c.mu.
-func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64, fresh bool) *entry[T, ID] {
+// delete). The entry's pending change, superseded, is dropped. If the
+// change feed announced a later change of id while the write was in
+// flight (h), the backend holds something newer than the write: the entry
+// goes, and the store refreshes it for its watchers (refresh). Otherwise,
+// if id was dropped meanwhile (an invalidation; without a feed, nothing
+// says whether a writer followed), the value is kept but unverified.
+// Callers hold c.mu.
+func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64, fresh bool, h heard) (_ *entry[T, ID], refresh bool) {
 	e := c.m[id]
 	c.release(e)
 	if ch.deleted {
@@ -690,8 +716,26 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 			c.dropped(id) // a read in flight must not bring it back
 			c.notifyAbsent(id)
 		}
+		if h.lost || h.version > 0 {
+			// Someone saved id around the delete: it may exist again.
+			c.forget(id)
+			return nil, c.watchers.watching(id)
+		}
 		c.remember(id, VersionAbsent, c.seq.Load())
-		return nil
+		return nil, false
+	}
+	if h.after(r.v.Version, r.known) {
+		if e != nil {
+			c.unqueue(e)
+			c.remove(e, false)
+		} else {
+			c.dropped(id)
+		}
+		if r.known {
+			c.remember(id, r.v.Version, c.seq.Load())
+		}
+		c.complete = false
+		return nil, c.watchers.watching(id)
 	}
 	c.unqueue(e)
 	e = c.write(id, r.v.Item, false, tags)
@@ -701,7 +745,42 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 		c.order++
 		e.order = c.order
 	}
-	return e
+	return e, false
+}
+
+// abandon ends a network-first write-through that the backend did not
+// take (it may have reached it anyway: a timeout after the commit). The
+// held entry is marked for revalidation, unless an invalidation or another
+// writer's change hit it meanwhile: then it goes (if it holds no pending
+// change, which is an acknowledged write), and the store refreshes it for
+// its watchers (refresh). Callers hold c.mu.
+func (c *cache[T, ID]) abandon(cl *claim[T, ID], h heard) (refresh bool) {
+	c.release(cl.e)
+	if e := cl.e; e != nil && c.m[cl.id] == e && e.pending == nil && (e.invalidated || h.lost || h.deleted || h.version > 0) {
+		c.remove(e, false)
+		c.complete = false
+		return c.watchers.watching(cl.id)
+	}
+	c.unverify(cl.id)
+	return false
+}
+
+// track starts recording what the change feed says of id while a write of
+// it is in flight; untrack stops and returns it. Callers hold c.mu and
+// id's write lock (one write of an ID is in flight at a time).
+func (c *cache[T, ID]) track(id ID) {
+	if c.inflight != nil {
+		c.inflight[id] = heard{}
+	}
+}
+
+func (c *cache[T, ID]) untrack(id ID) heard {
+	if c.inflight == nil {
+		return heard{}
+	}
+	h := c.inflight[id]
+	delete(c.inflight, id)
+	return h
 }
 
 // release ends e's write-through, if it had one.

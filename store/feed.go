@@ -121,9 +121,11 @@ type ChangeFeed[ID comparable] interface {
 // go unheard.
 func (s *Store[T, ID]) subscribeFeed(cf ChangeFeed[ID]) error {
 	s.cache.feedDown.Store(true)
+	s.cache.inflight = make(map[ID]heard)
 	stop, err := cf.Subscribe(s.onFeed)
 	if errors.Is(err, ErrNoChangeFeed) {
 		s.cache.feedDown.Store(false)
+		s.cache.inflight = nil
 		return nil
 	}
 	if err != nil {
@@ -166,7 +168,7 @@ func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
 	}
 	m.Invalidated = len(dropped)
 	for _, key := range refresh {
-		s.refresh.schedule(nil, key)
+		s.refresh.changed(nil, key)
 	}
 	if !s.tel.on {
 		return
@@ -193,6 +195,17 @@ func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watch
 	defer c.unlock()
 	id := ev.ID
 	watched = c.watchers.watching(id)
+	if h, ok := c.inflight[id]; ok {
+		switch {
+		case ev.Deleted:
+			h.deleted = true
+		case ev.Version == 0:
+			h.lost = true
+		default:
+			h.version = max(h.version, ev.Version)
+		}
+		c.inflight[id] = h
+	}
 	e := c.m[id]
 	switch {
 	case e != nil && !e.local() && !ev.Deleted && ev.Version != 0 && e.versionKnown && e.version >= ev.Version:
@@ -225,6 +238,7 @@ func (c *cache[T, ID]) feedReset() (dropped []idTags[ID], refresh []refreshKey[I
 	defer c.unlock()
 	c.droppedAll()
 	c.complete = false
+	c.lostInflight()
 	for _, e := range c.m {
 		switch {
 		case e.busy:
@@ -247,4 +261,14 @@ func (c *cache[T, ID]) feedLost() {
 	defer c.unlock()
 	c.feedDown.Store(true)
 	c.complete = false
+	c.lostInflight()
+}
+
+// lostInflight records that the feed may have missed changes of the IDs
+// being written. Callers hold c.mu.
+func (c *cache[T, ID]) lostInflight() {
+	for id, h := range c.inflight {
+		h.lost = true
+		c.inflight[id] = h
+	}
 }

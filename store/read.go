@@ -84,7 +84,7 @@ func (s *Store[T, ID]) Get(ctx context.Context, id ID, opts ...ReadOption) (T, e
 func (s *Store[T, ID]) get(ctx context.Context, id ID, policy FetchPolicy, o *op) (T, CacheResult, error) {
 	var zero T
 	if policy == FetchNetworkOnly || policy == FetchNetworkFirst {
-		v, err := s.readThrough(ctx, id, o)
+		v, err := s.readThrough(ctx, id, o, true)
 		if policy == FetchNetworkOnly || err == nil || isNotFound(err) || ctx.Err() != nil {
 			return v, CacheResultNone, err
 		}
@@ -124,7 +124,7 @@ func (s *Store[T, ID]) get(ctx context.Context, id ID, policy FetchPolicy, o *op
 	if policy == FetchCacheOnly {
 		return zero, CacheResultMiss, notFound(id)
 	}
-	v, err := s.readThrough(ctx, id, o)
+	v, err := s.readThrough(ctx, id, o, false)
 	return v, CacheResultMiss, err
 }
 
@@ -136,14 +136,22 @@ func (s *Store[T, ID]) expired(ctx context.Context, l lookup[T], id ID) {
 }
 
 // readThrough reads id from the backend, sharing the call with concurrent
-// readers of the same ID, and fills the cache.
-func (s *Store[T, ID]) readThrough(ctx context.Context, id ID, o *op) (T, error) {
+// readers of the same ID, and fills the cache. A network read (own) makes
+// its own call: a call in flight started before it, maybe before a write
+// of another replica that returned before this read started and that the
+// store has not heard of yet (FetchNetworkOnly and FetchNetworkFirst
+// promise the latest committed value).
+func (s *Store[T, ID]) readThrough(ctx context.Context, id ID, o *op, own bool) (T, error) {
 	// The shared call's closure captures the op: it gets a copy, so that
 	// the caller's op stays on its stack and a cache hit allocates nothing.
 	var shared *op
 	if o != nil {
 		c := *o
 		shared = &c
+	}
+	if own {
+		v, err := s.fetch(ctx, id, shared, false)
+		return v.Item, err
 	}
 	for {
 		// A read joins a backend read of id in flight only if nothing

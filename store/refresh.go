@@ -3,6 +3,7 @@ package store
 import (
 	"context"
 	"sync"
+	"time"
 )
 
 // refreshKey names a background refresh: one ID, or the full listing.
@@ -18,14 +19,20 @@ type refreshJob[ID comparable] struct {
 }
 
 // refresher runs background refreshes (FetchCacheAndNetwork,
-// FetchStaleWhileRevalidate): at most max at once, one per key at a time,
-// the rest queued by key (so the queue is bounded by the keys that exist),
-// all cancelled by Close.
+// FetchStaleWhileRevalidate, watchers' refreshes after an invalidation):
+// at most max at once, one per key at a time, the rest queued by key (so
+// the queue is bounded by the keys that exist), all cancelled by Close. A
+// refresh asked for by a change while one of its key runs runs again after
+// it (the one running may have read the backend before the change). A
+// refresh of a watched key that fails is retried, with Config.Retry's
+// backoff, for as long as the key is watched: a watcher must hear of the
+// change that dropped its value.
 type refresher[T any, ID comparable] struct {
 	s       *Store[T, ID]
 	max     int
 	mu      sync.Mutex
 	active  map[refreshKey[ID]]bool
+	again   map[refreshKey[ID]]refreshJob[ID] // asked for while running
 	queued  map[refreshKey[ID]]refreshJob[ID]
 	order   []refreshKey[ID]
 	running int
@@ -37,13 +44,21 @@ func newRefresher[T any, ID comparable](s *Store[T, ID], max int) *refresher[T, 
 	return &refresher[T, ID]{
 		s: s, max: max,
 		active: make(map[refreshKey[ID]]bool),
+		again:  make(map[refreshKey[ID]]refreshJob[ID]),
 		queued: make(map[refreshKey[ID]]refreshJob[ID]),
 	}
 }
 
 // schedule asks for a refresh of key; a refresh of key already running or
 // queued absorbs it.
-func (r *refresher[T, ID]) schedule(o *op, key refreshKey[ID]) {
+func (r *refresher[T, ID]) schedule(o *op, key refreshKey[ID]) { r.ask(o, key, false) }
+
+// changed asks for a refresh of key after a change the store dropped key's
+// entry for: a refresh of key already running (which may have read the
+// backend before the change) runs again after it.
+func (r *refresher[T, ID]) changed(o *op, key refreshKey[ID]) { r.ask(o, key, true) }
+
+func (r *refresher[T, ID]) ask(o *op, key refreshKey[ID], changed bool) {
 	job := refreshJob[ID]{key: key}
 	if o != nil {
 		job.sampled = o.sampled
@@ -53,7 +68,13 @@ func (r *refresher[T, ID]) schedule(o *op, key refreshKey[ID]) {
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	if r.closed || r.active[key] {
+	if r.closed {
+		return
+	}
+	if r.active[key] {
+		if _, ok := r.again[key]; changed && !ok {
+			r.again[key] = job
+		}
 		return
 	}
 	if _, ok := r.queued[key]; ok {
@@ -73,7 +94,7 @@ func (r *refresher[T, ID]) schedule(o *op, key refreshKey[ID]) {
 func (r *refresher[T, ID]) work(job refreshJob[ID]) {
 	defer r.wg.Done()
 	for {
-		r.s.runRefresh(job)
+		r.run(job)
 		r.mu.Lock()
 		delete(r.active, job.key)
 		if r.closed || len(r.order) == 0 {
@@ -90,12 +111,45 @@ func (r *refresher[T, ID]) work(job refreshJob[ID]) {
 	}
 }
 
+// run runs job until it succeeds or needs no retry, and again as long as
+// someone asked for it meanwhile.
+func (r *refresher[T, ID]) run(job refreshJob[ID]) {
+	failures := 0
+	for {
+		err := r.s.runRefresh(job)
+		retry := err != nil && r.s.bg.Err() == nil && r.s.watched(job.key)
+		r.mu.Lock()
+		next, again := r.again[job.key]
+		delete(r.again, job.key)
+		closed := r.closed
+		r.mu.Unlock()
+		switch {
+		case closed:
+			return
+		case again:
+			job, failures = next, 0
+			continue
+		case !retry:
+			return
+		}
+		failures++
+		t := time.NewTimer(backoff(r.s.cfg.Retry, failures))
+		select {
+		case <-t.C:
+		case <-r.s.bg.Done():
+			t.Stop()
+			return
+		}
+	}
+}
+
 // wait stops new refreshes and waits for the running ones (Close cancels
 // their context first).
 func (r *refresher[T, ID]) wait() {
 	r.mu.Lock()
 	r.closed = true
 	clear(r.queued)
+	clear(r.again)
 	r.order = nil
 	r.mu.Unlock()
 	r.wg.Wait()
@@ -111,8 +165,20 @@ type valueCtx struct {
 
 func (c valueCtx) Value(key any) any { return c.values.Value(key) }
 
-// runRefresh reads key from the backend into the cache.
-func (s *Store[T, ID]) runRefresh(job refreshJob[ID]) {
+// watched reports whether anyone watches key.
+func (s *Store[T, ID]) watched(key refreshKey[ID]) bool {
+	c := s.cache
+	c.lock()
+	defer c.unlock()
+	if key.all {
+		return len(c.watchers.all) > 0
+	}
+	return c.watchers.watching(key.id)
+}
+
+// runRefresh reads key from the backend into the cache; it returns the
+// error that left it unread (not-found is no error).
+func (s *Store[T, ID]) runRefresh(job refreshJob[ID]) error {
 	ctx := s.bg
 	if job.link != nil {
 		ctx = valueCtx{Context: s.bg, values: job.link}
@@ -137,5 +203,7 @@ func (s *Store[T, ID]) runRefresh(job refreshJob[ID]) {
 			id = s.boxID(job.key.id)
 		}
 		s.background(ctx, err, kind, id)
+		return err
 	}
+	return nil
 }

@@ -327,6 +327,7 @@ func (s *Store[T, ID]) pushOnce(ctx context.Context, o *op, id ID) (pushed, retr
 	var pc pendingChange[T, ID]
 	if e != nil && e.pending != nil {
 		pc = *e.pending
+		c.track(id)
 	}
 	c.unlock()
 	if e == nil || e.pending == nil {
@@ -340,13 +341,18 @@ func (s *Store[T, ID]) pushOnce(ctx context.Context, o *op, id ID) (pushed, retr
 	if err != nil {
 		var cerr *ConflictError[T]
 		if errors.As(err, &cerr) {
+			c.lock()
+			c.untrack(id)
+			c.unlock()
 			return s.resolve(ctx, o, pc, cerr)
 		}
 		retry, err = s.retryable(err)
 		s.failed(id, err)
 		return false, retry, err
 	}
-	s.synced(id, pc, r)
+	if s.synced(id, pc, r) {
+		s.refresh.changed(o, refreshKey[ID]{id: id})
+	}
 	return true, false, nil
 }
 
@@ -380,6 +386,7 @@ func (s *Store[T, ID]) failed(id ID, err error) {
 	c := s.cache
 	c.lock()
 	defer c.unlock()
+	c.untrack(id)
 	if e := c.m[id]; e != nil && e.pending != nil {
 		e.pending.attempts++
 		e.pending.lastErr = err
@@ -387,21 +394,36 @@ func (s *Store[T, ID]) failed(id ID, err error) {
 }
 
 // synced settles a pushed change: the pending change is dropped and the
-// cache takes the backend's answer.
-func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
+// cache takes the backend's answer, unless the change feed announced a
+// later change of id while the push was in flight: then the entry goes,
+// and synced reports that its watchers need a refresh.
+func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) (refresh bool) {
 	c := s.cache
 	c.lock()
 	defer c.unlock()
+	h := c.untrack(id)
 	e := c.m[id]
 	if e == nil || e.pending == nil {
-		return
+		return false
 	}
 	create := e.unsyncedCreate()
 	c.unqueue(e)
 	if pc.deleted {
 		c.remove(e, false) // watchers saw the delete when it was made
+		if h.lost || h.version > 0 {
+			c.forget(id) // someone saved id around the delete
+			return c.watchers.watching(id)
+		}
 		c.remember(id, VersionAbsent, c.seq.Load())
-		return
+		return false
+	}
+	if h.after(r.v.Version, r.known) {
+		c.remove(e, false)
+		if r.known {
+			c.remember(id, r.v.Version, c.seq.Load())
+		}
+		c.complete = false
+		return c.watchers.watching(id)
 	}
 	// What the backend stored (it may have set fields) becomes the cached
 	// value, and watchers see it, as after a write-through.
@@ -417,6 +439,7 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) {
 		c.order++
 		e.order = c.order // the backend lists a new item last
 	}
+	return false
 }
 
 // resolve settles a conflict per Config.Conflict. Every resolution is

@@ -190,6 +190,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 		}
 	}
 	for k := range claims {
+		c.track(claims[k].id)
 		c.writing[c.bucket(claims[k].id)]++
 		if claims[k].e == nil {
 			claims[k].uncached = true
@@ -233,15 +234,21 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	}
 	for k := range claims {
 		cl := &claims[k]
+		h := c.untrack(cl.id)
 		if j := lastOK[k]; j >= 0 {
-			if e := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq, cl.fresh); e != nil && !optimistic {
+			e, again := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq, cl.fresh, h)
+			if e != nil && !optimistic {
 				written = append(written, idTags[ID]{cl.id, e.tags})
+			}
+			if again {
+				refresh = append(refresh, cl.id)
 			}
 			continue
 		}
 		if !optimistic {
-			c.release(cl.e)
-			c.unverify(cl.id)
+			if c.abandon(cl, h) {
+				refresh = append(refresh, cl.id)
+			}
 			continue
 		}
 		wrote, again := c.rollback(cl, &ev)
@@ -255,7 +262,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	c.evict(&ev)
 	c.unlock()
 	for _, id := range refresh {
-		s.refresh.schedule(o, refreshKey[ID]{id: id})
+		s.refresh.changed(o, refreshKey[ID]{id: id})
 	}
 	return out, n, err
 }

@@ -46,6 +46,12 @@ func (t *backendTx[T, ID]) bound(ctx context.Context) (context.Context, context.
 		return ctx, func() {}
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
+	if t.ctx.Err() != nil {
+		// Ended already: AfterFunc would cancel ctx from another
+		// goroutine, maybe after the query ran.
+		cancel(context.Cause(t.ctx))
+		return ctx, func() {}
+	}
 	stop := context.AfterFunc(t.ctx, func() { cancel(context.Cause(t.ctx)) })
 	return ctx, func() {
 		stop()
