@@ -81,6 +81,11 @@ type Input struct {
 	// Shift is how far (ns) the replica checker moved a read's call back
 	// (Δ-atomicity): 0 for a read held to linearizability.
 	Shift int64
+	// After names (by WID) a write that must have taken effect before a
+	// read: the reading store's own last acknowledged write of the ID
+	// (read-your-writes, when a read's call moved back past that write's
+	// return). 0: none.
+	After int32
 }
 
 // Output is the output of a read.
@@ -92,6 +97,23 @@ type State struct {
 	vals []int64     // possible logical values, sorted; 0: absent
 	open []openWrite // writes between Begin (or Commit) and End
 	olds []oldValue  // values replaced by an open write's Commit
+	// done lists (sorted) the WIDs of the writes that took effect (Write,
+	// Commit or Take with a WID), for Input.After. Given the operations
+	// linearized so far it is determined, so it costs porcupine's cache
+	// nothing.
+	done []int32
+}
+
+// took records that the write wid took effect.
+func (s State) took(wid int32) State {
+	if wid == 0 {
+		return s
+	}
+	i, found := slices.BinarySearch(s.done, wid)
+	if !found {
+		s.done = slices.Insert(slices.Clone(s.done), i, wid)
+	}
+	return s
 }
 
 type openWrite struct {
@@ -132,6 +154,11 @@ func Step(st, input, output any) (bool, any) {
 		return true, s
 	case Read:
 		tok := output.(Output).Tok
+		if in.After != 0 {
+			if _, ok := slices.BinarySearch(s.done, in.After); !ok {
+				return false, s // the reader's own acknowledged write comes first
+			}
+		}
 		if s.visibleInFlight(tok) || (in.Miss && tok == 0) {
 			return true, s
 		}
@@ -144,7 +171,7 @@ func Step(st, input, output any) (bool, any) {
 		return true, s
 	case Write:
 		s.vals = []int64{in.Tok}
-		return true, s
+		return true, s.took(in.WID)
 	case Begin:
 		if s.openIndex(in.WID) >= 0 {
 			return false, s
@@ -162,7 +189,7 @@ func Step(st, input, output any) (bool, any) {
 		}
 		s.olds = olds
 		s.vals = []int64{in.Tok}
-		return true, s
+		return true, s.took(in.WID)
 	case Take:
 		i := s.openIndex(in.WID)
 		if i < 0 || s.open[i].committed {
@@ -172,7 +199,7 @@ func Step(st, input, output any) (bool, any) {
 		open[i].committed = true
 		s.open = open
 		s.vals = []int64{in.Tok}
-		return true, s
+		return true, s.took(in.WID)
 	case End:
 		i := s.openIndex(in.WID)
 		if i < 0 || (in.End == EndOK) != s.open[i].committed {
@@ -192,7 +219,7 @@ func Step(st, input, output any) (bool, any) {
 
 func equal(a, b any) bool {
 	x, y := a.(State), b.(State)
-	return slices.Equal(x.vals, y.vals) && sameSet(x.open, y.open) && sameSet(x.olds, y.olds)
+	return slices.Equal(x.vals, y.vals) && sameSet(x.open, y.open) && sameSet(x.olds, y.olds) && slices.Equal(x.done, y.done)
 }
 
 // sameSet compares two small slices as multisets (open writes and old values
@@ -237,6 +264,9 @@ func hash(st any) uint64 {
 	for _, o := range s.olds {
 		x ^= (uint64(o.wid)*0xC2B2AE3D27D4EB4F ^ uint64(o.tok)) << 3
 	}
+	for _, w := range s.done {
+		fmt.Fprint(h, "d", w)
+	}
 	return h.Sum64() ^ x
 }
 
@@ -260,8 +290,14 @@ func DescribeOp(input, output any) string {
 		if in.Shift > 0 {
 			s += fmt.Sprintf(" (call moved back %.1fµs)", float64(in.Shift)/1e3)
 		}
+		if in.After != 0 {
+			s += fmt.Sprintf(" (after w%d)", in.After)
+		}
 		return s
 	case Write:
+		if in.WID != 0 {
+			return fmt.Sprintf("%s(%s) = %s [w%d]", in.What, in.ID, DescribeTok(in.Tok), in.WID)
+		}
 		return fmt.Sprintf("%s(%s) = %s", in.What, in.ID, DescribeTok(in.Tok))
 	case Begin:
 		return fmt.Sprintf("%s(%s) = %s: visible from here [w%d]", in.What, in.ID, DescribeTok(in.Tok), in.WID)
