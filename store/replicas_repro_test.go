@@ -1,0 +1,418 @@
+package store_test
+
+// Reproductions of what the replica checker found, skipped unless
+// NEXUS_REPLICA_REPRO=1: each shows, deterministically, a deviation from
+// docs/store.md ("Many replicas") that TestReplicaLinearizability reports
+// when it happens at random. They pass once the store is fixed.
+
+import (
+	"context"
+	"os"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/nexusstore/nexus/reporters/reportertest"
+	"github.com/nexusstore/nexus/store"
+	"github.com/nexusstore/nexus/store/memory"
+)
+
+func skipUnlessRepro(t *testing.T) {
+	t.Helper()
+	if os.Getenv("NEXUS_REPLICA_REPRO") == "" {
+		t.Skip("a reproduction of a known store deviation; NEXUS_REPLICA_REPRO=1 runs it")
+	}
+}
+
+// afterGate is a replica's view of a shared memory backend whose next save
+// can be held after it committed (the answer on its way back), as a
+// network holds it.
+type afterGate struct {
+	*memory.Backend[User, string]
+	armed   chan struct{} // closed by the held save once committed
+	release chan struct{}
+	// saveFail holds the save before the backend instead, and fails it.
+	saveFail bool
+	// getArmed, getRelease: the same for the next read (getFail: it fails
+	// instead, as a lost connection's would).
+	getArmed, getRelease chan struct{}
+	getFail              bool
+}
+
+func (b *afterGate) GetVersioned(ctx context.Context, id string) (store.Versioned[User], error) {
+	v, err := b.Backend.GetVersioned(ctx, id)
+	if b.getArmed != nil {
+		armed := b.getArmed
+		b.getArmed = nil
+		close(armed)
+		<-b.getRelease
+		if b.getFail {
+			return store.Versioned[User]{}, errInjected
+		}
+	}
+	return v, err
+}
+
+func (b *afterGate) SaveVersioned(ctx context.Context, id string, u User, expect uint64) (store.Versioned[User], error) {
+	if b.armed != nil && b.saveFail {
+		// Held before the backend, then failed: the write changed nothing.
+		armed := b.armed
+		b.armed = nil
+		close(armed)
+		<-b.release
+		return store.Versioned[User]{}, errInjected
+	}
+	v, err := b.Backend.SaveVersioned(ctx, id, u, expect)
+	if b.armed != nil {
+		armed := b.armed
+		b.armed = nil
+		close(armed)
+		<-b.release
+	}
+	return v, err
+}
+
+// waitFeedChanges waits until rec saw n FeedChanged events.
+func waitFeedChanges(t *testing.T, rec *reportertest.Recorder, n int) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	if err := rec.WaitFor(ctx, n, func(e reportertest.Event) bool {
+		return e.Kind == reportertest.KindFeed && e.Feed.Event == store.FeedChanged
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// A write through replica A commits; before its answer reaches A, replica
+// B's later write commits and A hears of it. A's write then settles
+// "unverified" with A's value, and the policies that serve stale entries
+// (cache-and-network, stale-while-revalidate, cache-only, network-first's
+// fallback) keep serving it long after the feed's lag, although A heard of
+// the newer version before its write settled. docs/store.md: "a value
+// another replica wrote is served from a cache at most the feed's lag
+// after it committed".
+func TestReplicaReproOwnWriteOutlivesRemoteChange(t *testing.T) {
+	skipUnlessRepro(t)
+	for _, p := range []store.WritePolicy{store.WriteCacheAndNetwork, store.WriteNetworkFirst} {
+		t.Run(p.String(), func(t *testing.T) {
+			ctx := context.Background()
+			mb := memory.New[User, string](memory.WithChangeFeed())
+			if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
+				t.Fatal(err)
+			}
+			ga := &afterGate{Backend: mb, armed: make(chan struct{}), release: make(chan struct{})}
+			recA := reportertest.New()
+			a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close(ctx)
+			b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(ctx)
+			mustGet(t, a, "u1") // A caches v0
+
+			armed := ga.armed
+			saved := async(func() error {
+				_, err := a.Save(ctx, User{ID: "u1", Name: "a"}, store.WithWritePolicy(p))
+				return err
+			})
+			<-armed // A's write committed; its answer is held
+			if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
+				t.Fatal(err)
+			}
+			waitFeedChanges(t, recA, 2) // A heard of its own write and of B's
+			close(ga.release)
+			if err := <-saved; err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond) // far beyond the feed's lag
+			if u, err := mb.Get(ctx, "u1"); err != nil || u.Name != "b" {
+				t.Fatalf("the backend holds %q (%v), want b", u.Name, err)
+			}
+			for _, fp := range []store.FetchPolicy{store.FetchCacheOnly, store.FetchStaleWhileRevalidate, store.FetchCacheAndNetwork} {
+				if u := mustGet(t, a, "u1", store.WithFetchPolicy(fp)); u.Name != "b" {
+					t.Errorf("A's Get[%v] = %q 50ms after A heard of B's write of b", fp, u.Name)
+				}
+			}
+		})
+	}
+}
+
+// watchLast runs a watcher of id on s and returns a function that reports
+// its latest value, waiting up to d for it to be want.
+func watchLast(t *testing.T, s *store.Store[User, string], id string) func(want string, d time.Duration) string {
+	ctx, cancel := context.WithCancel(context.Background())
+	t.Cleanup(cancel)
+	last := make(chan string, 1024)
+	go func() {
+		for ch, err := range s.Watch(ctx, id) {
+			if err != nil {
+				return
+			}
+			name := ch.Value.Name
+			if ch.Deleted {
+				name = "(deleted)"
+			}
+			last <- name
+		}
+	}()
+	cur := ""
+	return func(want string, d time.Duration) string {
+		timer := time.NewTimer(d)
+		defer timer.Stop()
+		for cur != want {
+			select {
+			case cur = <-last:
+			case <-timer.C:
+				return cur
+			}
+		}
+		return cur
+	}
+}
+
+// Another replica's change reaches a watcher through a background refresh
+// of the watched ID. If that refresh cannot land, the watcher never hears
+// of the change: when a second change is heard while the first one's
+// refresh is in flight (the second refresh is absorbed by the one running,
+// whose answer the store then refuses as older than the drop), or when the
+// refresh fails. docs/store.md: another replica's change "reaches Watch
+// and WatchAll subscribers, who get the new value".
+func TestReplicaReproWatcherMissesRemoteChange(t *testing.T) {
+	skipUnlessRepro(t)
+	for _, fail := range []bool{false, true} {
+		name := "second_change_during_refresh"
+		if fail {
+			name = "refresh_fails"
+		}
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			mb := memory.New[User, string](memory.WithChangeFeed())
+			if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
+				t.Fatal(err)
+			}
+			ga := &afterGate{Backend: mb}
+			recA := reportertest.New()
+			a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close(ctx)
+			b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(ctx)
+			last := watchLast(t, a, "u1")
+			if got := last("v0", 5*time.Second); got != "v0" {
+				t.Fatalf("the watcher starts at %q", got)
+			}
+
+			// B's first change: A drops u1 and refreshes it for its
+			// watcher; the refresh's answer is held (or fails).
+			ga.getArmed, ga.getRelease, ga.getFail = make(chan struct{}), make(chan struct{}), fail
+			armed := ga.getArmed
+			if _, err := b.Save(ctx, User{ID: "u1", Name: "b1"}); err != nil {
+				t.Fatal(err)
+			}
+			<-armed
+			want := "b1"
+			if !fail {
+				// B's second change, heard while the refresh is in flight.
+				if _, err := b.Save(ctx, User{ID: "u1", Name: "b2"}); err != nil {
+					t.Fatal(err)
+				}
+				waitFeedChanges(t, recA, 2)
+				want = "b2"
+			}
+			close(ga.getRelease)
+			if got := last(want, time.Second); got != want {
+				t.Errorf("A's watcher is at %q one second after B wrote %q (A's cache-first Get: %q)", got, want, mustGet(t, a, "u1").Name)
+			}
+		})
+	}
+}
+
+// A network-first write holds its store's entry while in flight; another
+// replica's change heard meanwhile only marks it. If the write then fails,
+// the held value comes back (unverified) instead of going: the policies
+// that serve stale entries (cache-only, stale-while-revalidate,
+// cache-and-network, network-first's fallback) serve the value the other
+// replica replaced, for as long as no read through the backend replaces it.
+// (A cache-and-network write that fails drops its entry in that case:
+// cache.rollback checks e.invalidated; the network-first failure path,
+// release and unverify in store/write.go, does not.)
+func TestReplicaReproFailedNetworkFirstWriteKeepsReplacedValue(t *testing.T) {
+	skipUnlessRepro(t)
+	ctx := context.Background()
+	mb := memory.New[User, string](memory.WithChangeFeed())
+	if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
+		t.Fatal(err)
+	}
+	ga := &afterGate{Backend: mb, armed: make(chan struct{}), release: make(chan struct{}), saveFail: true}
+	recA := reportertest.New()
+	a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	mustGet(t, a, "u1") // A caches v0
+
+	armed := ga.armed
+	saved := async(func() error {
+		_, err := a.Save(ctx, User{ID: "u1", Name: "a"}, store.WithWritePolicy(store.WriteNetworkFirst))
+		return err
+	})
+	<-armed // A's write holds u1, before the backend
+	if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFeedChanges(t, recA, 1) // A heard of B's write
+	close(ga.release)
+	if err := <-saved; err == nil {
+		t.Fatal("A's write succeeded; the test fails it")
+	}
+	time.Sleep(50 * time.Millisecond) // far beyond the feed's lag
+	for _, fp := range []store.FetchPolicy{store.FetchCacheOnly, store.FetchStaleWhileRevalidate} {
+		if u := mustGet(t, a, "u1", store.WithFetchPolicy(fp)); u.Name != "b" {
+			t.Errorf("A's Get[%v] = %q 50ms after A heard of B's write of b", fp, u.Name)
+		}
+	}
+}
+
+// While a store knows its feed is down (it applied a FeedError), the
+// changes other replicas make are lost to it. docs/store.md: "it stops
+// trusting its cache: reads that the cache would have answered ask the
+// database (FetchNetworkFirst can still fall back to the cache)". The
+// store marks its entries stale instead, and the policies that serve stale
+// entries (cache-and-network, stale-while-revalidate, cache-only) still
+// answer from the cache: a value another replica replaced during the
+// outage, however long it lasts.
+func TestReplicaReproOutageServesCache(t *testing.T) {
+	skipUnlessRepro(t)
+	for _, fp := range []store.FetchPolicy{store.FetchCacheAndNetwork, store.FetchStaleWhileRevalidate, store.FetchCacheOnly} {
+		t.Run(fp.String(), func(t *testing.T) {
+			ctx := context.Background()
+			mb := memory.New[User, string](memory.WithChangeFeed())
+			if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
+				t.Fatal(err)
+			}
+			recA := reportertest.New()
+			a, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer a.Close(ctx)
+			b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Close(ctx)
+			mustGet(t, a, "u1") // A caches v0
+			mb.SetFeedDown(true)
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := recA.WaitFor(wctx, 1, func(e reportertest.Event) bool {
+				return e.Kind == reportertest.KindFeed && e.Feed.Event == store.FeedError
+			}); err != nil {
+				t.Fatal(err)
+			}
+			// A heard of the outage. B's write is lost to A.
+			if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
+				t.Fatal(err)
+			}
+			time.Sleep(50 * time.Millisecond)
+			if u := mustGet(t, a, "u1", store.WithFetchPolicy(fp)); u.Name != "b" {
+				t.Errorf("A's Get[%v] during the outage = %q, 50ms after B wrote b", fp, u.Name)
+			}
+		})
+	}
+}
+
+// pausedFeed is a replica's view of a shared memory backend whose change
+// feed can be paused (a slow network between the database and this
+// replica): while paused, the events wait.
+type pausedFeed struct {
+	*afterGate
+	paused atomic.Pointer[chan struct{}] // closed to resume
+}
+
+func (b *pausedFeed) pause() func() {
+	ch := make(chan struct{})
+	b.paused.Store(&ch)
+	return func() { b.paused.Store(nil); close(ch) }
+}
+
+func (b *pausedFeed) Subscribe(fn func(store.FeedEvent[string])) (func(), error) {
+	return b.afterGate.Backend.Subscribe(func(ev store.FeedEvent[string]) {
+		if ch := b.paused.Load(); ch != nil {
+			<-*ch
+		}
+		fn(ev)
+	})
+}
+
+// Concurrent reads of one ID share one backend call, and a read joins a
+// call in flight only if nothing changed the ID since it started, as far as
+// the store knows. Another replica's write that committed (and returned)
+// after the shared call read the backend, but that the store has not heard
+// of yet, does not stop a network-only read that starts after that write
+// returned from joining, and returning the older value. docs/store.md:
+// "For a read that must see the latest committed value, use
+// FetchNetworkOnly (or FetchNetworkFirst)."
+func TestReplicaReproNetworkReadJoinsOlderRead(t *testing.T) {
+	skipUnlessRepro(t)
+	ctx := context.Background()
+	mb := memory.New[User, string](memory.WithChangeFeed())
+	if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
+		t.Fatal(err)
+	}
+	pa := &pausedFeed{afterGate: &afterGate{Backend: mb}}
+	a, err := store.New[User, string](pa, store.Config[User, string]{IDOf: userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+
+	resume := pa.pause() // A's feed is slow
+	pa.getArmed, pa.getRelease = make(chan struct{}), make(chan struct{})
+	armed := pa.getArmed
+	first := async(func() error { _, err := a.Get(ctx, "u1", store.WithFetchPolicy(store.FetchNetworkOnly)); return err })
+	<-armed // A's first read has v0, on its way back
+	if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	// B's write returned; A's second network-only read starts after it.
+	var got User
+	second := async(func() error {
+		var err error
+		got, err = a.Get(ctx, "u1", store.WithFetchPolicy(store.FetchNetworkOnly))
+		return err
+	})
+	time.Sleep(20 * time.Millisecond) // it joins the first
+	close(pa.getRelease)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	if err := <-second; err != nil {
+		t.Fatal(err)
+	}
+	resume()
+	if got.Name != "b" {
+		t.Errorf("A's network-only Get, started after B's write of b returned, = %q", got.Name)
+	}
+}
