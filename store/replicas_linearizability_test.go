@@ -34,7 +34,7 @@ var replicaRuns = []lincheck.ReplicaRun{
 }
 
 func TestReplicaLinearizability(t *testing.T) {
-	budget := checkBudget(t, 6*time.Second, 0.25)
+	budget := checkBudget(t, 5*time.Second, 0.25)
 	lincheck.RunReplicas(t, "replicas", budget, replicaRuns, func(t *testing.T, run lincheck.ReplicaRun) lincheck.Cluster {
 		mb := memory.New[lincheck.Item, string](memory.WithChangeFeed())
 		bs := make([]lincheck.FeedBackend, run.Stores)
