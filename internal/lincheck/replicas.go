@@ -349,7 +349,9 @@ func keepsSuperseded(w rWrite, tok int64) bool {
 // nothing and still show in the visualization.
 const globalID = "*"
 
-// cachedPolicies are the fetch policies whose reads the cache may answer.
+// answeredByBackend classifies a read under p whose backend calls probe
+// recorded: answered by the backend (linearizable), or a network-first read
+// that may have fallen back to the cache.
 func answeredByBackend(p store.FetchPolicy, pr *probe) (network, fallback bool) {
 	switch p {
 	case store.FetchNetworkOnly:
@@ -445,7 +447,6 @@ func checkReplicaHistory(t *testing.T, name string, run ReplicaRun, cl Cluster, 
 
 	recs := make([]*feedRecorder, run.Stores)
 	hidden := make([]bool, run.Stores)
-	errCount := atomic.Int64{}
 	for i, b := range cl.Backends {
 		recs[i] = newFeedRecorder(h)
 		hidden[i] = hideFeed && i == 1
@@ -453,7 +454,6 @@ func checkReplicaHistory(t *testing.T, name string, run ReplicaRun, cl Cluster, 
 			Name: fmt.Sprintf("replica%d", i), IDOf: ItemID,
 			CacheTTL: run.TTL, NotFoundTTL: run.NotFoundTTL, MaxCacheSize: run.MaxSize, RefreshWorkers: 2,
 			MetricsReporter: recs[i],
-			ErrorHandler:    func(error) { errCount.Add(1) }, // refresh failures (faults), feed errors (outages)
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -526,88 +526,10 @@ func checkReplicaHistory(t *testing.T, name string, run ReplicaRun, cl Cluster, 
 	close(done)
 	owg.Wait()
 
-	// Quiesce: no more faults; wait until every feed is live and every
-	// store's cache agrees with the backend (an entry holds the backend's
-	// value, or there is none); then every watcher must reach the
-	// backend's value.
+	// Quiesce: no more faults; the caches must converge, then the watchers.
 	f.on.Store(false)
-	want := map[string]int64{}
-	converged := false
-	var disagree string
-	for by := time.Now().Add(cl.Live); ; {
-		disagree = ""
-		for i, r := range recs {
-			if !hidden[i] && !r.live() {
-				disagree = fmt.Sprintf("store %d's feed is not live", i)
-			}
-		}
-		for _, id := range e.ids {
-			tok, err := cl.Direct(ctx, id)
-			if err != nil {
-				t.Fatalf("reading %s from the backend: %v", id, err)
-			}
-			want[id] = tok
-			for si, s := range e.stores {
-				v, err := s.Get(ctx, id, store.WithFetchPolicy(store.FetchCacheOnly))
-				got, ok := tokOf(v, err)
-				if !ok || err != nil || got == tok {
-					continue
-				}
-				msg := fmt.Sprintf("store %d's cache holds %s for %s, the backend %s", si, DescribeTok(got), id, DescribeTok(tok))
-				if last, ok := h.lastWrite(si, id); ok && !strict && keepsSuperseded(last, got) {
-					// Known: what the store's write left, superseded while
-					// the write was in flight, stays (unverified) until a
-					// read through the backend replaces it (see StrictEnv).
-					if _, err := s.Get(ctx, id, store.WithFetchPolicy(store.FetchNetworkOnly)); err == nil || errors.Is(err, store.ErrNotFound) {
-						c.ToleratedCached++
-						t.Logf("%s after its %s, until a read through the backend (a known store deviation; %s=1 fails on it)", msg, last.what, StrictEnv)
-					}
-				}
-				disagree = msg
-			}
-		}
-		if disagree == "" {
-			converged = true
-			break
-		}
-		if time.Now().After(by) {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
-	if !converged {
-		t.Errorf("the caches did not converge within %v after the workload: %s", cl.Live, disagree)
-	}
-	// A watcher hears of the last change within a refresh (Δ-like) once
-	// the caches agree; strict mode waits longer before failing, the
-	// tolerant one nudges it sooner (a stale watcher is common there).
-	convergeBy := time.Now().Add(2 * time.Second)
-	if !strict {
-		convergeBy = time.Now().Add(100*time.Millisecond + 10*cl.Live/100)
-	}
-	for _, w := range watchers {
-		wantTok := want[w.id]
-		got, ok := w.await(wantTok, time.Until(convergeBy))
-		if ok {
-			continue
-		}
-		msg := fmt.Sprintf("the watcher of %s on store %d ended at %s while the backend holds %s", w.id, w.store, DescribeTok(got), DescribeTok(wantTok))
-		if strict {
-			t.Error(msg)
-			continue
-		}
-		// Known: a remote change whose refresh was absorbed or failed
-		// never reaches the watcher (see StrictEnv). A read through the
-		// backend refills the entry, and that must reach it.
-		if _, err := e.stores[w.store].Get(ctx, w.id, store.WithFetchPolicy(store.FetchNetworkOnly)); err != nil && !errors.Is(err, store.ErrNotFound) {
-			t.Errorf("%s; reading it through the backend: %v", msg, err)
-		} else if got, ok := w.await(wantTok, time.Second); !ok {
-			t.Errorf("%s, and still at %s after a read through the backend", msg, DescribeTok(got))
-		} else {
-			c.ToleratedWatchers++
-			t.Logf("%s until a read through the backend (a known store deviation; %s=1 fails on it)", msg, StrictEnv)
-		}
-	}
+	want := e.converge(t, cl, recs, hidden, strict, c)
+	e.convergeWatchers(t, watchers, want, cl, strict, c)
 	stopWatchers()
 	wwg.Wait()
 
@@ -636,9 +558,144 @@ func checkReplicaHistory(t *testing.T, name string, run ReplicaRun, cl Cluster, 
 		h.read(rRead{store: -1, client: finalClient, id: id, tok: tok, call: call, ret: h.now(), what: "backend.Get", network: true})
 	}
 
-	// Watchers and reads never see a token no write tried, nor one that
-	// never reached the backend, except in flight on the store that tried
-	// it.
+	h.checkTokens(t, watchers)
+	for _, msg := range e.errs {
+		t.Error(msg)
+	}
+
+	lag, heardLag, changes := h.lags(recs, hidden)
+	delta := lag + DeltaMargin
+	ops, shifted := h.operations(int64(delta), false)
+	c.Ops += int64(len(ops))
+	c.Faults += f.injected.Load()
+	c.Outages += int64(len(h.downs))
+	c.Shifted += shifted
+	c.FeedChanges += changes
+	c.MaxLag = max(c.MaxLag, lag)
+	c.MaxHeard = max(c.MaxHeard, heardLag)
+	c.MaxDelta = max(c.MaxDelta, delta)
+	verdict, report := Check(ops, name, 5*time.Second)
+	if verdict == Illegal && !strict {
+		// Known deviations (see StrictEnv).
+		tops, _ := h.operations(int64(delta), true)
+		switch v, treport := Check(tops, name+"-tolerant", 5*time.Second); v {
+		case Linearizable:
+			c.ToleratedStale++
+			t.Logf("history %s is linearizable under the replica model (Δ %v) only with the tolerances of known store deviations (%s=1 fails on it):\n%s", name, delta, StrictEnv, report)
+			verdict = v
+		case Undecided:
+			verdict = v
+		default:
+			report = treport
+		}
+	}
+	if (t.Failed() && verdict != Illegal) || verdict == Undecided {
+		// Failed otherwise (convergence, a watcher): the history helps.
+		path := filepath.Join(os.TempDir(), "nexus-"+name+".txt")
+		if err := os.WriteFile(path, []byte(Listing(ops)), 0o644); err == nil {
+			t.Logf("every operation of history %s (Δ %v), by ID and call: %s", name, delta, path)
+		}
+	}
+	switch verdict {
+	case Undecided:
+		c.Undecided++
+		t.Logf("porcupine could not decide history %s (%d operations) in time", name, len(ops))
+	case Illegal:
+		t.Errorf("history %s (%s; %d operations, %d faults, %d outages, Δ %v) is not linearizable under the replica model; %s",
+			name, describeRun(run), len(ops), f.injected.Load(), len(h.downs), delta, report)
+	}
+}
+
+// converge waits until every feed is live and every store's cache agrees
+// with the backend (an entry holds the backend's value, or there is none),
+// and returns the backend's values.
+func (e *replicaEnv) converge(t *testing.T, cl Cluster, recs []*feedRecorder, hidden []bool, strict bool, c *Counts) map[string]int64 {
+	ctx := context.Background()
+	want := map[string]int64{}
+	for by := time.Now().Add(cl.Live); ; {
+		disagree := ""
+		for i, r := range recs {
+			if !hidden[i] && !r.live() {
+				disagree = fmt.Sprintf("store %d's feed is not live", i)
+			}
+		}
+		for _, id := range e.ids {
+			tok, err := cl.Direct(ctx, id)
+			if err != nil {
+				t.Fatalf("reading %s from the backend: %v", id, err)
+			}
+			want[id] = tok
+			for si, s := range e.stores {
+				v, err := s.Get(ctx, id, store.WithFetchPolicy(store.FetchCacheOnly))
+				got, ok := tokOf(v, err)
+				if !ok || err != nil || got == tok {
+					continue
+				}
+				msg := fmt.Sprintf("store %d's cache holds %s for %s, the backend %s", si, DescribeTok(got), id, DescribeTok(tok))
+				if last, ok := e.h.lastWrite(si, id); ok && !strict && keepsSuperseded(last, got) {
+					// Known: what the store's write left, superseded while
+					// the write was in flight, stays (unverified) until a
+					// read through the backend replaces it (see StrictEnv).
+					if _, err := s.Get(ctx, id, store.WithFetchPolicy(store.FetchNetworkOnly)); err == nil || errors.Is(err, store.ErrNotFound) {
+						c.ToleratedCached++
+						t.Logf("%s after its %s, until a read through the backend (a known store deviation; %s=1 fails on it)", msg, last.what, StrictEnv)
+					}
+				}
+				disagree = msg
+			}
+		}
+		if disagree == "" {
+			return want
+		}
+		if time.Now().After(by) {
+			t.Errorf("the caches did not converge within %v after the workload: %s", cl.Live, disagree)
+			return want
+		}
+		time.Sleep(time.Millisecond)
+	}
+}
+
+// convergeWatchers checks that every watcher reaches the backend's value.
+func (e *replicaEnv) convergeWatchers(t *testing.T, watchers []*watcher, want map[string]int64, cl Cluster, strict bool, c *Counts) {
+	ctx := context.Background()
+	// A watcher hears of the last change within a refresh once the caches
+	// agree; strict mode waits longer before failing, the tolerant one
+	// nudges it sooner (a stale watcher is common there).
+	convergeBy := time.Now().Add(2 * time.Second)
+	if !strict {
+		convergeBy = time.Now().Add(100*time.Millisecond + 10*cl.Live/100)
+	}
+	for _, w := range watchers {
+		wantTok := want[w.id]
+		got, ok := w.await(wantTok, time.Until(convergeBy))
+		if ok {
+			continue
+		}
+		msg := fmt.Sprintf("the watcher of %s on store %d ended at %s while the backend holds %s", w.id, w.store, DescribeTok(got), DescribeTok(wantTok))
+		if strict {
+			t.Error(msg)
+			continue
+		}
+		// Known: a remote change whose refresh was absorbed or failed
+		// never reaches the watcher (see StrictEnv). A read through the
+		// backend refills the entry, and that must reach it.
+		if _, err := e.stores[w.store].Get(ctx, w.id, store.WithFetchPolicy(store.FetchNetworkOnly)); err != nil && !errors.Is(err, store.ErrNotFound) {
+			t.Errorf("%s; reading it through the backend: %v", msg, err)
+		} else if got, ok := w.await(wantTok, time.Second); !ok {
+			t.Errorf("%s, and still at %s after a read through the backend", msg, DescribeTok(got))
+		} else {
+			c.ToleratedWatchers++
+			t.Logf("%s until a read through the backend (a known store deviation; %s=1 fails on it)", msg, StrictEnv)
+		}
+	}
+}
+
+// checkTokens checks that watchers and reads never see a token no write
+// tried, nor one that never reached the backend, except in flight on the
+// store that tried it.
+func (h *history) checkTokens(t *testing.T, watchers []*watcher) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for _, w := range watchers {
 		for _, tok := range w.seen {
 			if tok != 0 && !h.tried[w.id][tok] {
@@ -665,16 +722,17 @@ func checkReplicaHistory(t *testing.T, name string, run ReplicaRun, cl Cluster, 
 			}
 		}
 	}
-	for _, msg := range e.errs {
-		t.Error(msg)
-	}
+}
 
-	// Δ: the largest lag any store reported, plus a margin. Outages: when
-	// each store heard of each (its first FeedError since the outage
-	// began) and when it trusted its cache again (its first FeedReset
-	// after that).
-	var lag, heardLag time.Duration
-	var changes int64
+// lags returns the largest lag any store reported for a change, the
+// longest a store took to hear of an outage, and the changes the stores
+// applied; it records each outage as each store lived it (h.seen): when it
+// heard of it (its first FeedError since the outage began) and when it
+// trusted its cache again (its first FeedReset after that).
+func (h *history) lags(recs []*feedRecorder, hidden []bool) (lag, heardLag time.Duration, changes int64) {
+	end := h.now()
+	h.mu.Lock()
+	defer h.mu.Unlock()
 	for si, r := range recs {
 		evs, maxLag, n := r.snapshot()
 		lag = max(lag, maxLag)
@@ -683,7 +741,7 @@ func checkReplicaHistory(t *testing.T, name string, run ReplicaRun, cl Cluster, 
 			continue
 		}
 		for _, o := range h.downs {
-			so := storeOutage{store: si, down: o.down, heard: o.down, reset: h.now()}
+			so := storeOutage{store: si, down: o.down, heard: o.down, reset: end}
 			i := slices.IndexFunc(evs, func(ev feedEvent) bool { return ev.kind == store.FeedError && ev.at >= o.down })
 			if i >= 0 {
 				so.heard = evs[i].at
@@ -695,43 +753,7 @@ func checkReplicaHistory(t *testing.T, name string, run ReplicaRun, cl Cluster, 
 			h.seen = append(h.seen, so)
 		}
 	}
-	delta := lag + DeltaMargin
-	ops, shifted := h.operations(int64(delta), false)
-	c.Ops += int64(len(ops))
-	c.Faults += f.injected.Load()
-	c.Outages += int64(len(h.downs))
-	c.Shifted += shifted
-	c.FeedChanges += changes
-	c.MaxLag = max(c.MaxLag, lag)
-	c.MaxHeard = max(c.MaxHeard, heardLag)
-	c.MaxDelta = max(c.MaxDelta, delta)
-	verdict, report := Check(ops, name, 5*time.Second)
-	if verdict == Illegal && !strict {
-		// Known deviations (see StrictEnv).
-		tops, _ := h.operations(int64(delta), true)
-		if v, treport := Check(tops, name+"-tolerant", 5*time.Second); v != Illegal {
-			c.ToleratedStale++
-			t.Logf("history %s is linearizable under the replica model (Δ %v) only with the tolerances of known store deviations (%s=1 fails on it):\n%s", name, delta, StrictEnv, report)
-			verdict = v
-		} else {
-			report = treport
-		}
-	}
-	if (t.Failed() && verdict != Illegal) || verdict == Undecided {
-		// Failed otherwise (convergence, a watcher): the history helps.
-		path := filepath.Join(os.TempDir(), "nexus-"+name+".txt")
-		if err := os.WriteFile(path, []byte(Listing(ops)), 0o644); err == nil {
-			t.Logf("every operation of history %s (Δ %v), by ID and call: %s", name, delta, path)
-		}
-	}
-	switch verdict {
-	case Undecided:
-		c.Undecided++
-		t.Logf("porcupine could not decide history %s (%d operations) in time", name, len(ops))
-	case Illegal:
-		t.Errorf("history %s (%s; %d operations, %d faults, %d outages, Δ %v) is not linearizable under the replica model; %s",
-			name, describeRun(run), len(ops), f.injected.Load(), len(h.downs), delta, report)
-	}
+	return lag, heardLag, changes
 }
 
 func us(ns int64) float64 { return float64(ns) / 1e3 }
