@@ -11,12 +11,12 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nexusstore/nexus/internal/lincheck"
 	"github.com/nexusstore/nexus/store"
 	"github.com/nexusstore/nexus/store/memory"
 )
@@ -39,33 +39,13 @@ var tokens atomic.Int64
 
 func nextTok() int64 { return tokens.Add(1) }
 
-// longEnv names the environment variable that selects the long mode: a
-// duration (NEXUS_CHECK_LONG=10m) shared by the checkers, each generating
-// histories until its share elapses.
-const longEnv = "NEXUS_CHECK_LONG"
-
 // checkBudget returns how long a checker keeps generating histories: def in
 // the default mode (a quarter of it with -short), or share of the duration
-// in NEXUS_CHECK_LONG. It never runs into the test binary's -timeout.
+// in NEXUS_CHECK_LONG (see lincheck.Budget). It never runs into the test
+// binary's -timeout.
 func checkBudget(t testing.TB, def time.Duration, share float64) time.Duration {
 	t.Helper()
-	d := def
-	if v := os.Getenv(longEnv); v != "" {
-		long, err := time.ParseDuration(v)
-		if err != nil || long <= 0 {
-			t.Fatalf("%s=%q: want a positive duration such as 10m", longEnv, v)
-		}
-		d = time.Duration(float64(long) * share)
-	} else if testing.Short() {
-		d /= 4
-	}
-	if tt, ok := t.(*testing.T); ok {
-		if dl, ok := tt.Deadline(); ok {
-			// Leave room for checking the last history and reporting.
-			d = min(d, time.Until(dl)/2)
-		}
-	}
-	return d
+	return lincheck.Budget(t, def, share)
 }
 
 // faults injects latency and failures into backend calls. A failure is
@@ -300,9 +280,4 @@ func pick[E any](xs ...E) E { return xs[rand.N(len(xs))] }
 func chance(p float64) bool { return rand.Float64() < p }
 
 // describeTok renders a token for messages: "t12", or "absent" for 0.
-func describeTok(tok int64) string {
-	if tok == 0 {
-		return "absent"
-	}
-	return fmt.Sprintf("t%d", tok)
-}
+func describeTok(tok int64) string { return lincheck.DescribeTok(tok) }

@@ -251,6 +251,16 @@ func (c *cache[T, ID]) feedReset() (dropped []idTags[ID], refresh []refreshKey[I
 			c.remove(e, false)
 		}
 	}
+	// Watchers of IDs the cache holds nothing of missed the changes lost
+	// too.
+	for id := range c.watchers.byID {
+		if _, ok := c.m[id]; !ok {
+			refresh = append(refresh, refreshKey[ID]{id: id})
+		}
+	}
+	if len(c.watchers.all) > 0 {
+		refresh = append(refresh, refreshKey[ID]{all: true})
+	}
 	c.feedDown.Store(false)
 	return dropped, refresh
 }

@@ -3,9 +3,9 @@ package store_test
 // The linearizability checker: several clients run random operations on a
 // few IDs against one store, with injected latency and faults; every call is
 // recorded with its real invocation and response times and porcupine checks
-// the history against the model in linmodel_test.go. After the workload the
-// faults stop, a final Sync runs, and every watcher must have converged on
-// what the store holds.
+// the history against the model in internal/lincheck (model.go). After the
+// workload the faults stop, a final Sync runs, and every watcher must have
+// converged on what the store holds.
 //
 // A failing history is written as porcupine's HTML visualization to
 // os.TempDir()/nexus-linearizability-<run>-<n>.html (the path is in the
@@ -13,15 +13,12 @@ package store_test
 // for ten minutes instead of the default budget.
 
 import (
-	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"math/rand/v2"
-	"os"
 	"path/filepath"
 	"slices"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -29,6 +26,7 @@ import (
 
 	"github.com/anishathalye/porcupine"
 
+	"github.com/nexusstore/nexus/internal/lincheck"
 	"github.com/nexusstore/nexus/store"
 	"github.com/nexusstore/nexus/store/memory"
 	"github.com/nexusstore/nexus/store/sqlite"
@@ -129,11 +127,11 @@ func (h *linHistory) add(client int, call, ret int64, in linIn, out linOut) {
 }
 
 func (h *linHistory) read(client int, call, ret int64, id string, tok int64, miss bool, what string) {
-	h.add(client, call, ret, linIn{kind: linRead, id: id, miss: miss, what: what}, linOut{tok})
+	h.add(client, call, ret, linIn{Kind: linRead, ID: id, Miss: miss, What: what}, linOut{Tok: tok})
 }
 
 func (h *linHistory) note(client int, call, ret int64, id, what string) {
-	h.add(client, call, ret, linIn{kind: linNote, id: id, what: what}, linOut{})
+	h.add(client, call, ret, linIn{Kind: linNote, ID: id, What: what}, linOut{})
 }
 
 func (h *linHistory) tried(id string, tok int64) {
@@ -163,27 +161,27 @@ func isAtomic(p store.WritePolicy) bool {
 }
 
 // write records a write of tok (0: a delete) to id as the steps of the
-// model (see linmodel_test.go); atomicWrite is set for a write that is one
+// model (see internal/lincheck/model.go); atomicWrite is set for a write that is one
 // step under any model (write-behind, cache-only).
 func (h *linHistory) write(client int, call, ret int64, id string, tok int64, atomicWrite bool, o outcome, what string) {
-	in := linIn{id: id, tok: tok, what: what}
+	in := linIn{ID: id, Tok: tok, What: what}
 	switch {
 	case o == wroteOK && (atomicWrite || atomicWrites):
-		in.kind = linWrite
+		in.Kind = linWrite
 		h.add(client, call, ret, in, linOut{})
 		return
 	case o == failedNoEffect:
 		h.note(client, call, ret, id, fmt.Sprintf("%s(%s) = %s failed, no effect", what, id, describeTok(tok)))
 		return
 	}
-	in.wid = h.wid.Add(1)
-	in.kind = linBegin
-	in.end = map[outcome]endMode{wroteOK: endOK, failedUndone: endFailed, failedMaybe: endMaybe}[o]
+	in.WID = h.wid.Add(1)
+	in.Kind = linBegin
+	in.End = map[outcome]endMode{wroteOK: endOK, failedUndone: endFailed, failedMaybe: endMaybe}[o]
 	if o == wroteOK {
-		in.kind = linCommit
+		in.Kind = linCommit
 	}
 	h.add(client, call, ret, in, linOut{})
-	in.kind = linEnd
+	in.Kind = linEnd
 	h.add(client, call, ret, in, linOut{})
 }
 
@@ -414,75 +412,14 @@ func checkLinHistory(t *testing.T, run linRun, n int, c *linCounts) {
 	// The plain check stops at the first illegal ID; only a failing
 	// history pays for the verbose one, which keeps the partial
 	// linearizations the visualization and the explanation need.
-	switch porcupine.CheckOperationsTimeout(linModel, e.h.ops, 5*time.Second) {
-	case porcupine.Unknown:
+	switch verdict, report := lincheck.Check(e.h.ops, fmt.Sprintf("linearizability-%s-%d", run.name, n), 5*time.Second); verdict {
+	case lincheck.Undecided:
 		c.unknown++
 		t.Logf("porcupine could not decide history %d (%d operations) in time", n, len(e.h.ops))
-	case porcupine.Illegal:
-		_, info := porcupine.CheckOperationsVerbose(linModel, e.h.ops, 20*time.Second)
-		path := filepath.Join(os.TempDir(), fmt.Sprintf("nexus-linearizability-%s-%d.html", run.name, n))
-		if err := porcupine.VisualizePath(linModel, info, path); err != nil {
-			t.Logf("writing the visualization: %v", err)
-		}
-		t.Errorf("history %d (%d operations, %d clients, %d faults) is not linearizable; visualization: %s\n%s",
-			n, len(e.h.ops), clients, f.injected.Load(), path, explainIllegal(e.h.ops, info))
+	case lincheck.Illegal:
+		t.Errorf("history %d (%d operations, %d clients, %d faults) is not linearizable; %s",
+			n, len(e.h.ops), clients, f.injected.Load(), report)
 	}
-}
-
-// explainIllegal describes, for each ID whose history is not linearizable,
-// where the longest linearization porcupine found gets stuck: the state
-// there, the operation that cannot follow, and the operations just before
-// it (times in µs since the history started).
-func explainIllegal(ops []porcupine.Operation, info porcupine.LinearizationInfo) string {
-	var b strings.Builder
-	line := func(op porcupine.Operation) {
-		fmt.Fprintf(&b, "    [%9.1f, %9.1f] client %d: %s\n", float64(op.Call)/1e3, float64(op.Return)/1e3, op.ClientId, describeLinOp(op.Input, op.Output))
-	}
-	partials := info.PartialLinearizationsOperations()
-	for i, part := range linModel.Partition(ops) {
-		if i >= len(partials) {
-			break
-		}
-		var longest []porcupine.Operation
-		for _, l := range partials[i] {
-			if len(l) > len(longest) {
-				longest = l
-			}
-		}
-		if len(longest) == len(part) {
-			continue // linearizable
-		}
-		st := linModel.Init()
-		done := map[porcupine.Operation]bool{}
-		for _, op := range longest {
-			_, st = linModel.Step(st, op.Input, op.Output)
-			done[op] = true
-		}
-		var stuck porcupine.Operation
-		found := false
-		for _, op := range part {
-			if !done[op] && (!found || op.Return < stuck.Return) {
-				stuck, found = op, true
-			}
-		}
-		if !found {
-			continue
-		}
-		fmt.Fprintf(&b, "  %s: after %d of %d operations the value is %s; this cannot follow:\n", part[0].Input.(linIn).id, len(longest), len(part), describeLinState(st))
-		line(stuck)
-		b.WriteString("  the operations before it and beside it:\n")
-		var near []porcupine.Operation
-		for _, op := range part {
-			if op != stuck && op.Call <= stuck.Return {
-				near = append(near, op)
-			}
-		}
-		slices.SortFunc(near, func(x, y porcupine.Operation) int { return cmp.Compare(x.Return, y.Return) })
-		for _, op := range near[max(0, len(near)-12):] {
-			line(op)
-		}
-	}
-	return b.String()
 }
 
 func describeChange(c store.Change[ckItem]) string {

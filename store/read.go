@@ -193,6 +193,10 @@ func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool)
 	} else {
 		e, wrote = c.fill(id, v, known, startSeq, &ev)
 	}
+	// A background refresh whose answer could not land on an uncached ID
+	// (it was dropped while the read was in flight) tells the refresher,
+	// which reads again if someone watches the ID.
+	refused := background && e == nil && c.droppedSince(id, startSeq)
 	var tags []string
 	if e != nil {
 		tags = e.tags
@@ -210,6 +214,9 @@ func (s *Store[T, ID]) fetch(ctx context.Context, id ID, o *op, background bool)
 		s.cacheEvent(o, CacheWrite, id, tags)
 	}
 	s.reportEvicted(ctx, CacheEviction, ev)
+	if refused {
+		return Versioned[T]{}, errRefused
+	}
 	if absent {
 		return Versioned[T]{}, notFound(id)
 	}

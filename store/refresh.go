@@ -2,6 +2,7 @@ package store
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 )
@@ -118,6 +119,10 @@ func (r *refresher[T, ID]) run(job refreshJob[ID]) {
 	for {
 		err := r.s.runRefresh(job)
 		retry := err != nil && r.s.bg.Err() == nil && r.s.watched(job.key)
+		if retry && err == errRefused {
+			failures = 0 // read again at once
+			continue
+		}
 		r.mu.Lock()
 		next, again := r.again[job.key]
 		delete(r.again, job.key)
@@ -176,6 +181,10 @@ func (s *Store[T, ID]) watched(key refreshKey[ID]) bool {
 	return c.watchers.watching(key.id)
 }
 
+// errRefused: a background refresh's answer could not land, the ID having
+// been dropped while the read was in flight (see fetch).
+var errRefused = errors.New("store: refresh refused: the ID changed while it was read")
+
 // runRefresh reads key from the backend into the cache; it returns the
 // error that left it unread (not-found is no error).
 func (s *Store[T, ID]) runRefresh(job refreshJob[ID]) error {
@@ -196,6 +205,9 @@ func (s *Store[T, ID]) runRefresh(job refreshJob[ID]) error {
 		_, err = s.listThrough(ctx, Query[T]{}, o, true)
 	} else {
 		_, err = s.fetch(ctx, job.key.id, o, true)
+	}
+	if err == errRefused {
+		return err
 	}
 	if err != nil && ctx.Err() == nil && !isNotFound(err) {
 		var id any
