@@ -480,3 +480,48 @@ func TestReplicaSyncedChangeOutlivesRemoteChange(t *testing.T) {
 		}
 	}
 }
+
+// A watcher of an ID its store holds no entry for hears of the changes a
+// feed outage hid, once the feed is back.
+func TestReplicaOutageReachesWatcherOfUncachedID(t *testing.T) {
+	ctx := context.Background()
+	mb := memory.New[User, string](memory.WithChangeFeed())
+	if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
+		t.Fatal(err)
+	}
+	recA := reportertest.New()
+	a, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close(ctx)
+	b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close(ctx)
+	last := watchLast(t, a, "u1")
+	if got := last("v0", 5*time.Second); got != "v0" {
+		t.Fatalf("the watcher starts at %q", got)
+	}
+	a.Invalidate("u1") // A holds nothing of u1
+	waitFeed := func(ev store.FeedEventKind, n int) {
+		t.Helper()
+		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+		defer cancel()
+		if err := recA.WaitFor(wctx, n, func(e reportertest.Event) bool {
+			return e.Kind == reportertest.KindFeed && e.Feed.Event == ev
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	mb.SetFeedDown(true)
+	waitFeed(store.FeedError, 1)
+	if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	mb.SetFeedDown(false)
+	if got := last("b", 5*time.Second); got != "b" {
+		t.Errorf("A's watcher is at %q after the feed came back; B wrote b during the outage", got)
+	}
+}
