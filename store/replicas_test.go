@@ -17,6 +17,30 @@ import (
 	"github.com/nexusstore/nexus/store/memory"
 )
 
+// seededFeedBackend returns a memory backend with a change feed that holds
+// u1 = v0.
+func seededFeedBackend(t *testing.T) *memory.Backend[User, string] {
+	t.Helper()
+	mb := memory.New[User, string](memory.WithChangeFeed())
+	if _, err := mb.Save(context.Background(), "u1", User{ID: "u1", Name: "v0"}); err != nil {
+		t.Fatal(err)
+	}
+	return mb
+}
+
+// openReplica opens a store over backend (a replica's view of a shared
+// one), closed when the test ends, and returns it with its recorder.
+func openReplica(t *testing.T, backend store.Backend[User, string]) (*store.Store[User, string], *reportertest.Recorder) {
+	t.Helper()
+	rec := reportertest.New()
+	s, err := store.New[User, string](backend, store.Config[User, string]{IDOf: userID, MetricsReporter: rec})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Close(context.Background()) })
+	return s, rec
+}
+
 // getName reads id with policy fp; a cache-only read may miss (the store
 // dropped the entry): it returns "(miss)" then.
 func getName(t *testing.T, s *store.Store[User, string], id string, fp store.FetchPolicy) string {
@@ -103,22 +127,10 @@ func TestReplicaOwnWriteOutlivesRemoteChange(t *testing.T) {
 	for _, p := range []store.WritePolicy{store.WriteCacheAndNetwork, store.WriteNetworkFirst} {
 		t.Run(p.String(), func(t *testing.T) {
 			ctx := context.Background()
-			mb := memory.New[User, string](memory.WithChangeFeed())
-			if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
-				t.Fatal(err)
-			}
+			mb := seededFeedBackend(t)
 			ga := &afterGate{Backend: mb, armed: make(chan struct{}), release: make(chan struct{})}
-			recA := reportertest.New()
-			a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close(ctx)
-			b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close(ctx)
+			a, recA := openReplica(t, ga)
+			b, _ := openReplica(t, mb)
 			mustGet(t, a, "u1") // A caches v0
 
 			armed := ga.armed
@@ -196,22 +208,10 @@ func TestReplicaWatcherMissesRemoteChange(t *testing.T) {
 		}
 		t.Run(name, func(t *testing.T) {
 			ctx := context.Background()
-			mb := memory.New[User, string](memory.WithChangeFeed())
-			if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
-				t.Fatal(err)
-			}
+			mb := seededFeedBackend(t)
 			ga := &afterGate{Backend: mb}
-			recA := reportertest.New()
-			a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close(ctx)
-			b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close(ctx)
+			a, recA := openReplica(t, ga)
+			b, _ := openReplica(t, mb)
 			last := watchLast(t, a, "u1")
 			if got := last("v0", 5*time.Second); got != "v0" {
 				t.Fatalf("the watcher starts at %q", got)
@@ -253,22 +253,10 @@ func TestReplicaWatcherMissesRemoteChange(t *testing.T) {
 // release and unverify in store/write.go, does not.)
 func TestReplicaFailedNetworkFirstWriteKeepsReplacedValue(t *testing.T) {
 	ctx := context.Background()
-	mb := memory.New[User, string](memory.WithChangeFeed())
-	if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
-		t.Fatal(err)
-	}
+	mb := seededFeedBackend(t)
 	ga := &afterGate{Backend: mb, armed: make(chan struct{}), release: make(chan struct{}), saveFail: true}
-	recA := reportertest.New()
-	a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	a, recA := openReplica(t, ga)
+	b, _ := openReplica(t, mb)
 	mustGet(t, a, "u1") // A caches v0
 
 	armed := ga.armed
@@ -303,21 +291,9 @@ func TestReplicaOutageReadsAsStale(t *testing.T) {
 	for _, fp := range []store.FetchPolicy{store.FetchCacheFirst, store.FetchCacheAndNetwork, store.FetchStaleWhileRevalidate, store.FetchCacheOnly} {
 		t.Run(fp.String(), func(t *testing.T) {
 			ctx := context.Background()
-			mb := memory.New[User, string](memory.WithChangeFeed())
-			if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
-				t.Fatal(err)
-			}
-			recA := reportertest.New()
-			a, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer a.Close(ctx)
-			b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer b.Close(ctx)
+			mb := seededFeedBackend(t)
+			a, recA := openReplica(t, mb)
+			b, _ := openReplica(t, mb)
 			mustGet(t, a, "u1") // A caches v0
 			mb.SetFeedDown(true)
 			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
@@ -392,21 +368,10 @@ func (b *pausedFeed) Subscribe(fn func(store.FeedEvent[string])) (func(), error)
 // FetchNetworkOnly (or FetchNetworkFirst)."
 func TestReplicaNetworkReadJoinsOlderRead(t *testing.T) {
 	ctx := context.Background()
-	mb := memory.New[User, string](memory.WithChangeFeed())
-	if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
-		t.Fatal(err)
-	}
+	mb := seededFeedBackend(t)
 	pa := &pausedFeed{afterGate: &afterGate{Backend: mb}}
-	a, err := store.New[User, string](pa, store.Config[User, string]{IDOf: userID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	a, _ := openReplica(t, pa)
+	b, _ := openReplica(t, mb)
 
 	resume := pa.pause() // A's feed is slow
 	pa.getArmed, pa.getRelease = make(chan struct{}), make(chan struct{})
@@ -442,22 +407,10 @@ func TestReplicaNetworkReadJoinsOlderRead(t *testing.T) {
 // store must not cache the pushed value over the newer one.
 func TestReplicaSyncedChangeOutlivesRemoteChange(t *testing.T) {
 	ctx := context.Background()
-	mb := memory.New[User, string](memory.WithChangeFeed())
-	if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
-		t.Fatal(err)
-	}
+	mb := seededFeedBackend(t)
 	ga := &afterGate{Backend: mb}
-	recA := reportertest.New()
-	a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	a, recA := openReplica(t, ga)
+	b, _ := openReplica(t, mb)
 	mustGet(t, a, "u1") // A caches v0
 	if _, err := a.Save(ctx, User{ID: "u1", Name: "a"}, store.WithWritePolicy(store.WriteCacheFirst)); err != nil {
 		t.Fatal(err)
@@ -485,21 +438,9 @@ func TestReplicaSyncedChangeOutlivesRemoteChange(t *testing.T) {
 // feed outage hid, once the feed is back.
 func TestReplicaOutageReachesWatcherOfUncachedID(t *testing.T) {
 	ctx := context.Background()
-	mb := memory.New[User, string](memory.WithChangeFeed())
-	if _, err := mb.Save(ctx, "u1", User{ID: "u1", Name: "v0"}); err != nil {
-		t.Fatal(err)
-	}
-	recA := reportertest.New()
-	a, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID, MetricsReporter: recA})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer a.Close(ctx)
-	b, err := store.New[User, string](mb, store.Config[User, string]{IDOf: userID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close(ctx)
+	mb := seededFeedBackend(t)
+	a, recA := openReplica(t, mb)
+	b, _ := openReplica(t, mb)
 	last := watchLast(t, a, "u1")
 	if got := last("v0", 5*time.Second); got != "v0" {
 		t.Fatalf("the watcher starts at %q", got)
