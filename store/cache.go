@@ -703,7 +703,7 @@ func (c *cache[T, ID]) hold(cl *claim[T, ID], id ID) {
 // if id was dropped meanwhile (an invalidation; without a feed, nothing
 // says whether a writer followed), the value is kept but unverified.
 // Callers hold c.mu.
-func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64, fresh bool, h heard) (_ *entry[T, ID], refresh bool) {
+func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []string, startSeq uint64, fresh bool, h heard, inv *[]invalidated[ID]) (_ *entry[T, ID], refresh bool) {
 	e := c.m[id]
 	c.release(e)
 	if ch.deleted {
@@ -726,6 +726,7 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 	}
 	if h.after(r.v.Version, r.known) {
 		if e != nil {
+			*inv = append(*inv, invalidated[ID]{idTags[ID]{id, e.tags}, true})
 			c.unqueue(e)
 			c.remove(e, false)
 		} else {
@@ -754,15 +755,26 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 // writer's change hit it meanwhile: then it goes (if it holds no pending
 // change, which is an acknowledged write), and the store refreshes it for
 // its watchers (refresh). Callers hold c.mu.
-func (c *cache[T, ID]) abandon(cl *claim[T, ID], h heard) (refresh bool) {
+func (c *cache[T, ID]) abandon(cl *claim[T, ID], h heard, inv *[]invalidated[ID]) (refresh bool) {
 	c.release(cl.e)
-	if e := cl.e; e != nil && c.m[cl.id] == e && e.pending == nil && (e.invalidated || h.lost || h.deleted || h.version > 0) {
+	remote := h.lost || h.deleted || h.version > 0
+	if e := cl.e; e != nil && c.m[cl.id] == e && e.pending == nil && (e.invalidated || remote) {
+		*inv = append(*inv, invalidated[ID]{idTags[ID]{cl.id, e.tags}, remote})
 		c.remove(e, false)
 		c.complete = false
 		return c.watchers.watching(cl.id)
 	}
 	c.unverify(cl.id)
 	return false
+}
+
+// invalidated is an entry a write dropped when it settled, because an
+// invalidation (remote: another writer's change heard through the change
+// feed) hit it while the write was in flight: reported as a cache
+// invalidation then.
+type invalidated[ID comparable] struct {
+	idTags[ID]
+	remote bool
 }
 
 // track starts recording what the change feed says of id while a write of

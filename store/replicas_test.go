@@ -147,6 +147,14 @@ func TestReplicaOwnWriteOutlivesRemoteChange(t *testing.T) {
 			if err := <-saved; err != nil {
 				t.Fatal(err)
 			}
+			// The entry A's write dropped as it settled is a remote invalidation.
+			wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			defer cancel()
+			if err := recA.WaitFor(wctx, 1, func(e reportertest.Event) bool {
+				return e.Kind == reportertest.KindCache && e.Cache.Event == store.CacheInvalidation && e.Cache.Remote
+			}); err != nil {
+				t.Errorf("no remote invalidation reported for the entry A's write dropped: %v", err)
+			}
 			time.Sleep(50 * time.Millisecond) // far beyond the feed's lag
 			if u, err := mb.Get(ctx, "u1"); err != nil || u.Name != "b" {
 				t.Fatalf("the backend holds %q (%v), want b", u.Name, err)

@@ -212,6 +212,16 @@ func (s *Store[T, ID]) reportEvicted(ctx context.Context, ev CacheEvent, es []id
 	}
 }
 
+// reportInvalidated reports the entries writes dropped as they settled.
+func (s *Store[T, ID]) reportInvalidated(ctx context.Context, inv []invalidated[ID]) {
+	if !s.tel.on {
+		return
+	}
+	for _, d := range inv {
+		s.tel.reportCache(ctx, CacheMetric{Event: CacheInvalidation, Remote: d.remote, ItemID: s.boxID(d.id), Tags: d.tags, SampleRate: 1, Timestamp: s.tel.now()})
+	}
+}
+
 // background reports a failure that has no caller: to telemetry (as a
 // recovered error of kind) and to the ErrorHandler.
 func (s *Store[T, ID]) background(ctx context.Context, err error, kind OperationType, id any) {

@@ -350,7 +350,11 @@ func (s *Store[T, ID]) pushOnce(ctx context.Context, o *op, id ID) (pushed, retr
 		s.failed(id, err)
 		return false, retry, err
 	}
-	if s.synced(id, pc, r) {
+	refresh, inv := s.synced(id, pc, r)
+	if inv != nil {
+		s.reportInvalidated(ctx, []invalidated[ID]{*inv})
+	}
+	if refresh {
 		s.refresh.changed(o, refreshKey[ID]{id: id})
 	}
 	return true, false, nil
@@ -397,14 +401,14 @@ func (s *Store[T, ID]) failed(id ID, err error) {
 // cache takes the backend's answer, unless the change feed announced a
 // later change of id while the push was in flight: then the entry goes,
 // and synced reports that its watchers need a refresh.
-func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) (refresh bool) {
+func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) (refresh bool, inv *invalidated[ID]) {
 	c := s.cache
 	c.lock()
 	defer c.unlock()
 	h := c.untrack(id)
 	e := c.m[id]
 	if e == nil || e.pending == nil {
-		return false
+		return false, nil
 	}
 	create := e.unsyncedCreate()
 	c.unqueue(e)
@@ -412,18 +416,19 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) (ref
 		c.remove(e, false) // watchers saw the delete when it was made
 		if h.lost || h.version > 0 {
 			c.forget(id) // someone saved id around the delete
-			return c.watchers.watching(id)
+			return c.watchers.watching(id), nil
 		}
 		c.remember(id, VersionAbsent, c.seq.Load())
-		return false
+		return false, nil
 	}
 	if h.after(r.v.Version, r.known) {
+		inv = &invalidated[ID]{idTags[ID]{id, e.tags}, true}
 		c.remove(e, false)
 		if r.known {
 			c.remember(id, r.v.Version, c.seq.Load())
 		}
 		c.complete = false
-		return c.watchers.watching(id)
+		return c.watchers.watching(id), inv
 	}
 	// What the backend stored (it may have set fields) becomes the cached
 	// value, and watchers see it, as after a write-through.
@@ -439,7 +444,7 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) (ref
 		c.order++
 		e.order = c.order // the backend lists a new item last
 	}
-	return false
+	return false, nil
 }
 
 // resolve settles a conflict per Config.Conflict. Every resolution is
@@ -492,7 +497,7 @@ func (s *Store[T, ID]) resolve(ctx context.Context, o *op, pc pendingChange[T, I
 		pc.value, pc.deleted = res.merged, false
 	}
 	if pc.deleted && cerr.RemoteDeleted {
-		s.synced(pc.id, pc, applied[T]{})
+		s.synced(pc.id, pc, applied[T]{}) // untracked: nothing heard
 		s.conflictResolved(ctx, o, pc.id)
 		return false, false, nil
 	}
@@ -513,7 +518,7 @@ func (s *Store[T, ID]) resolve(ctx context.Context, o *op, pc pendingChange[T, I
 		}
 		c.unlock()
 	}
-	s.synced(pc.id, pc, r)
+	s.synced(pc.id, pc, r) // untracked: nothing heard
 	s.conflictResolved(ctx, o, pc.id)
 	return true, false, nil
 }

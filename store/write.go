@@ -225,6 +225,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 		}
 	}
 	var refresh []ID
+	var inv []invalidated[ID]
 	c.lock()
 	for k := range claims {
 		c.writing[c.bucket(claims[k].id)]--
@@ -236,7 +237,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 		cl := &claims[k]
 		h := c.untrack(cl.id)
 		if j := lastOK[k]; j >= 0 {
-			e, again := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq, cl.fresh, h)
+			e, again := c.settle(cl.id, chs[j], res[j], wo.tags, startSeq, cl.fresh, h, &inv)
 			if e != nil && !optimistic {
 				written = append(written, idTags[ID]{cl.id, e.tags})
 			}
@@ -246,7 +247,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 			continue
 		}
 		if !optimistic {
-			if c.abandon(cl, h) {
+			if c.abandon(cl, h, &inv) {
 				refresh = append(refresh, cl.id)
 			}
 			continue
@@ -261,6 +262,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 	}
 	c.evict(&ev)
 	c.unlock()
+	s.reportInvalidated(ctx, inv)
 	for _, id := range refresh {
 		s.refresh.changed(o, refreshKey[ID]{id: id})
 	}
