@@ -810,7 +810,7 @@ func (c *cache[T, ID]) release(e *entry[T, ID]) {
 // dropped it meanwhile: then the entry goes, and the store refreshes it for
 // its watchers (refresh). A pending change it held was never unqueued and
 // shows again. It reports whether it wrote the old value back.
-func (c *cache[T, ID]) rollback(cl *claim[T, ID], ev *[]idTags[ID]) (wrote, refresh bool) {
+func (c *cache[T, ID]) rollback(cl *claim[T, ID], h heard, ev *[]idTags[ID], inv *[]invalidated[ID]) (wrote, refresh bool) {
 	e := cl.e
 	if e == nil {
 		// The delete of an uncached item: nothing was shown, but a read
@@ -831,6 +831,9 @@ func (c *cache[T, ID]) rollback(cl *claim[T, ID], ev *[]idTags[ID]) (wrote, refr
 	if !snap.present || e.invalidated || snap.absent {
 		// Watchers saw the write; what the backend holds is not known (a
 		// failed write may have reached it): they hear of it by a refresh.
+		if e.invalidated && snap.present && !snap.absent {
+			*inv = append(*inv, invalidated[ID]{idTags[ID]{cl.id, snap.tags}, h.lost || h.deleted || h.version > 0})
+		}
 		c.remove(e, snap.absent)
 		switch {
 		case snap.present && snap.versionKnown:

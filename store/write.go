@@ -252,7 +252,7 @@ func (s *Store[T, ID]) write(ctx context.Context, chs []change[T, ID], wo writeO
 			}
 			continue
 		}
-		wrote, again := c.rollback(cl, &ev)
+		wrote, again := c.rollback(cl, h, &ev, &inv)
 		if wrote && cl.snap.present {
 			written = append(written, idTags[ID]{cl.id, cl.snap.tags})
 		}
