@@ -114,9 +114,12 @@ func (w *watcher[T, ID]) takeAll() map[ID]delta[T] {
 	w.mu.Lock()
 	defer w.mu.Unlock()
 	d := w.deltas
-	if len(d) > 0 {
-		w.deltas = make(map[ID]delta[T])
+	if len(d) == 0 {
+		// Not the map push writes to: the caller reads what it gets
+		// without the lock.
+		return nil
 	}
+	w.deltas = make(map[ID]delta[T])
 	return d
 }
 
