@@ -212,6 +212,14 @@ type heard struct {
 	deleted, lost bool
 }
 
+// any reports whether the feed said anything of the ID (or may have
+// missed something) while the write was in flight.
+func (h heard) any() bool { return h.lost || h.deleted || h.version > 0 }
+
+// resaved reports whether someone may have saved the ID while a delete of
+// it was in flight (the delete's own echo is a delete).
+func (h heard) resaved() bool { return h.lost || h.version > 0 }
+
 // after reports whether h shows a change later than a save that the
 // backend took at version (known: the backend reported it). A delete heard
 // around the save may have followed it: it counts as later.
@@ -716,7 +724,7 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 			c.dropped(id) // a read in flight must not bring it back
 			c.notifyAbsent(id)
 		}
-		if h.lost || h.version > 0 {
+		if h.resaved() {
 			// Someone saved id around the delete: it may exist again.
 			c.forget(id)
 			return nil, c.watchers.watching(id)
@@ -757,7 +765,7 @@ func (c *cache[T, ID]) settle(id ID, ch change[T, ID], r applied[T], tags []stri
 // its watchers (refresh). Callers hold c.mu.
 func (c *cache[T, ID]) abandon(cl *claim[T, ID], h heard, inv *[]invalidated[ID]) (refresh bool) {
 	c.release(cl.e)
-	remote := h.lost || h.deleted || h.version > 0
+	remote := h.any()
 	if e := cl.e; e != nil && c.m[cl.id] == e && e.pending == nil && (e.invalidated || remote) {
 		*inv = append(*inv, invalidated[ID]{idTags[ID]{cl.id, e.tags}, remote})
 		c.remove(e, false)
@@ -832,7 +840,7 @@ func (c *cache[T, ID]) rollback(cl *claim[T, ID], h heard, ev *[]idTags[ID], inv
 		// Watchers saw the write; what the backend holds is not known (a
 		// failed write may have reached it): they hear of it by a refresh.
 		if e.invalidated && snap.present && !snap.absent {
-			*inv = append(*inv, invalidated[ID]{idTags[ID]{cl.id, snap.tags}, h.lost || h.deleted || h.version > 0})
+			*inv = append(*inv, invalidated[ID]{idTags[ID]{cl.id, snap.tags}, h.any()})
 		}
 		c.remove(e, snap.absent)
 		switch {

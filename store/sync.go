@@ -414,7 +414,7 @@ func (s *Store[T, ID]) synced(id ID, pc pendingChange[T, ID], r applied[T]) (ref
 	c.unqueue(e)
 	if pc.deleted {
 		c.remove(e, false) // watchers saw the delete when it was made
-		if h.lost || h.version > 0 {
+		if h.resaved() {
 			c.forget(id) // someone saved id around the delete
 			return c.watchers.watching(id), nil
 		}
