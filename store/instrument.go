@@ -9,7 +9,13 @@ import (
 	"runtime/debug"
 	"sync/atomic"
 	"time"
+
+	"github.com/nexusstore/nexus/internal/clock"
 )
+
+// runtimeClock times the no-op reporter's nothing: a store that reports
+// nothing never calibrates the time-stamp counter.
+var runtimeClock = clock.Runtime()
 
 // telemetry is the store's side of the reporter contract. When on is false
 // (the no-op reporter) nothing here is reached: the public methods check it
@@ -30,21 +36,19 @@ type telemetry struct {
 
 	// now is the clock read for telemetry outside operations (sync runs,
 	// feed events, errors the store handles on its own). Operations are
-	// timed with mono, the monotonic time since base (time.Since costs
-	// about half of time.Now), and their wall timestamps are base plus that
-	// time, so an operation reads the clock twice and only the monotonic
-	// one. Tests swap both to prove that the no-op path reads neither.
-	now  func() time.Time
-	mono func() time.Duration
-	base time.Time
+	// timed with clk (internal/clock: the CPU's time-stamp counter where
+	// the kernel trusts it, else the runtime's monotonic clock; either
+	// costs less than time.Now), and their wall timestamps are derived
+	// from its readings, so an operation reads a clock twice. Tests swap
+	// both to prove that the no-op path reads neither.
+	now func() time.Time
+	clk *clock.Clock
 
 	panics atomic.Uint64
 }
 
 func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend BackendInfo, onError func(error), live func() LiveStats) (*telemetry, error) {
-	t := &telemetry{rate: mc.SampleRate, stacks: mc.CaptureStacks, onError: onError, now: time.Now, base: time.Now()}
-	base := t.base
-	t.mono = func() time.Duration { return time.Since(base) }
+	t := &telemetry{rate: mc.SampleRate, stacks: mc.CaptureStacks, onError: onError, now: time.Now, clk: runtimeClock}
 	if t.rate == 0 {
 		t.rate = 1
 	}
@@ -61,6 +65,7 @@ func newTelemetry(r MetricsReporter, mc MetricsConfig, name string, backend Back
 	}
 	t.on = true
 	t.rep = r
+	t.clk = clock.New()
 	if b, ok := r.(Binder); ok {
 		var bd Binding
 		t.guard("Bind", func() {
@@ -179,7 +184,7 @@ type op struct {
 	// with the operation's metric, under one recover (the hot path).
 	hit    bool
 	hitID  any
-	start  time.Duration // t.mono() at the start, read only when timed
+	start  clock.Reading // t.clk.Now() at the start, read only when timed
 	handle any
 	traced bool // the tracer's StartOperation was called: EndOperation is due
 }
@@ -188,25 +193,28 @@ type op struct {
 // or for the span the tracer started.
 func (o *op) timed() bool { return o.sampled || o.handle != nil }
 
-// begin starts an instrumented operation. Call only when t.on.
-func (t *telemetry) begin(ctx context.Context, kind OperationType, policy Policy, background bool) op {
-	o := op{t: t, ctx: ctx, kind: kind, policy: policy, sampled: t.sample()}
+// begin starts an instrumented operation in o (the caller's, on its
+// stack: no copy of the op). Call only when t.on.
+func (t *telemetry) begin(o *op, ctx context.Context, kind OperationType, policy Policy, background bool) {
+	*o = op{t: t, ctx: ctx, kind: kind, policy: policy, sampled: t.sample()}
 	if t.tracer != nil {
-		func() {
-			defer t.recoverReporter("StartOperation")
-			o.ctx, o.handle = t.tracer.StartOperation(ctx, OperationStart{
-				Operation: kind, Policy: policy, Sampled: o.sampled, Background: background,
-			})
-			o.traced = true
-		}()
-		if o.ctx == nil {
-			o.ctx = ctx
-		}
+		t.startTrace(o, background)
 	}
 	if o.timed() {
-		o.start = t.mono()
+		o.start = t.clk.Now()
 	}
-	return o
+}
+
+// startTrace calls the tracer's StartOperation for o.
+func (t *telemetry) startTrace(o *op, background bool) {
+	defer t.recoverReporter("StartOperation")
+	c, h := t.tracer.StartOperation(o.ctx, OperationStart{
+		Operation: o.kind, Policy: o.policy, Sampled: o.sampled, Background: background,
+	})
+	if c != nil {
+		o.ctx = c
+	}
+	o.handle, o.traced = h, true
 }
 
 // start begins an instrumented operation and returns it with the context
@@ -216,8 +224,9 @@ func (t *telemetry) start(ctx context.Context, kind OperationType, policy Policy
 	if !t.on {
 		return nil, ctx
 	}
-	o := t.begin(ctx, kind, policy, background)
-	return &o, o.ctx
+	o := new(op)
+	t.begin(o, ctx, kind, policy, background)
+	return o, o.ctx
 }
 
 // endN ends a multi-item or itemless operation.
@@ -232,16 +241,17 @@ func (o *op) end(err error, cr CacheResult, items int, id any) {
 		return
 	}
 	t := o.t
-	if errors.Is(err, ErrNotFound) && (o.kind == OpGet || o.kind == OpWatch) {
+	if err != nil && (o.kind == OpGet || o.kind == OpWatch) && errors.Is(err, ErrNotFound) {
 		err = nil
 	}
-	var end, d time.Duration
+	var end clock.Reading
+	var d time.Duration
 	if o.timed() {
-		end = t.mono()
-		d = end - o.start
+		end = t.clk.Now()
+		d = t.clk.Elapsed(o.start, end)
 	}
 	if err != nil || o.sampled {
-		o.report(err, cr, items, id, d, t.base.Add(end))
+		o.report(err, cr, items, id, d, end)
 	}
 	if o.traced {
 		defer t.recoverReporter("EndOperation")
@@ -254,8 +264,9 @@ func (o *op) end(err error, cr CacheResult, items int, id any) {
 // report makes end's reporter calls under one recover: a panic loses what
 // is left of them (and is counted), as a panic in one call loses that
 // call's report.
-func (o *op) report(err error, cr CacheResult, items int, id any, d time.Duration, now time.Time) {
+func (o *op) report(err error, cr CacheResult, items int, id any, d time.Duration, end clock.Reading) {
 	t := o.t
+	now := t.clk.Time(end)
 	method := "ReportError"
 	defer func() {
 		if r := recover(); r != nil {
@@ -270,7 +281,7 @@ func (o *op) report(err error, cr CacheResult, items int, id any, d time.Duratio
 	}
 	if o.hit {
 		method = "ReportCacheEvent"
-		t.rep.ReportCacheEvent(o.ctx, CacheMetric{Event: CacheHit, ItemID: o.hitID, SampleRate: t.rate, Timestamp: t.base.Add(o.start)})
+		t.rep.ReportCacheEvent(o.ctx, CacheMetric{Event: CacheHit, ItemID: o.hitID, SampleRate: t.rate, Timestamp: t.clk.Time(o.start)})
 	}
 	method = "ReportOperation"
 	t.rep.ReportOperation(o.ctx, OperationMetric{
@@ -298,12 +309,11 @@ func (o *op) cacheEvent(ev CacheEvent, id any, tags []string) {
 	if o == nil || !o.sampled {
 		return
 	}
-	var ts time.Time
+	r := o.start
 	if ev == CacheWrite {
-		ts = o.t.base.Add(o.t.mono())
-	} else {
-		ts = o.t.base.Add(o.start)
+		r = o.t.clk.Now()
 	}
+	ts := o.t.clk.Time(r)
 	o.t.reportCache(o.ctx, CacheMetric{Event: ev, ItemID: id, Tags: tags, SampleRate: o.t.rate, Timestamp: ts})
 }
 
@@ -329,7 +339,7 @@ type backendCall struct {
 	ctx    context.Context
 	kind   OperationType
 	timed  bool
-	start  time.Duration // o.t.mono() at the start, when timed
+	start  clock.Reading // o.t.clk.Now() at the start, when timed
 	handle any
 }
 
@@ -348,7 +358,7 @@ func (o *op) startBackend(ctx context.Context, kind OperationType, background bo
 		bc.handle = h
 	}()
 	if o.sampled || bc.handle != nil {
-		bc.timed, bc.start = true, t.mono()
+		bc.timed, bc.start = true, t.clk.Now()
 	}
 	return bc
 }
@@ -361,7 +371,7 @@ func (bc *backendCall) end(err error) {
 	t := o.t
 	var d time.Duration
 	if bc.timed {
-		d = t.mono() - bc.start
+		d = t.clk.Elapsed(bc.start, t.clk.Now())
 	}
 	defer t.recoverReporter("EndBackendCall")
 	t.tracer.EndBackendCall(bc.ctx, bc.handle, BackendCallEnd{

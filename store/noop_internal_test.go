@@ -48,7 +48,7 @@ func newInternal(t testing.TB, r MetricsReporter) (*Store[item, string], *atomic
 	}
 	var reads atomic.Int64
 	s.tel.now = func() time.Time { reads.Add(1); return time.Now() }
-	s.tel.mono = func() time.Duration { reads.Add(1); return time.Since(s.tel.base) }
+	s.tel.clk = s.tel.clk.Counting(&reads)
 	if _, err := s.Get(context.Background(), "a"); err != nil { // fill the cache
 		t.Fatal(err)
 	}

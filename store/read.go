@@ -11,7 +11,8 @@ import (
 // and returns err.
 func (s *Store[T, ID]) rejected(ctx context.Context, kind OperationType, err error) error {
 	if s.tel.on {
-		o := s.tel.begin(ctx, kind, PolicyNone, false)
+		var o op
+		s.tel.begin(&o, ctx, kind, PolicyNone, false)
 		o.end(err, CacheResultNone, 0, nil)
 	}
 	return err
@@ -65,7 +66,8 @@ func (s *Store[T, ID]) Get(ctx context.Context, id ID, opts ...ReadOption) (T, e
 		v, _, err := s.get(ctx, id, policy, nil)
 		return v, err
 	}
-	o := s.tel.begin(ctx, OpGet, policy.Policy(), false)
+	var o op
+	s.tel.begin(&o, ctx, OpGet, policy.Policy(), false)
 	var v T
 	var cr CacheResult
 	err := ErrClosed
@@ -255,7 +257,8 @@ func (s *Store[T, ID]) GetAll(ctx context.Context, opts ...ReadOption) ([]T, err
 		items, _, err := s.getAll(ctx, q, ro.policy, nil)
 		return items, err
 	}
-	o := s.tel.begin(ctx, OpGetAll, ro.policy.Policy(), false)
+	var o op
+	s.tel.begin(&o, ctx, OpGetAll, ro.policy.Policy(), false)
 	var items []T
 	var cr CacheResult
 	err = ErrClosed
