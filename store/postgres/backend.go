@@ -154,7 +154,12 @@ func (b *Backend[T, ID]) GetVersioned(ctx context.Context, id ID) (store.Version
 	if err != nil {
 		return store.Versioned[T]{}, b.fail("get", id, err)
 	}
-	v, ok, err := b.read(ctx, b.pool, b.stmt.get, id, key)
+	var v store.Versioned[T]
+	var ok bool
+	err = b.retryStale(ctx, func() (err error) {
+		v, ok, err = b.read(ctx, b.pool, b.stmt.get, id, key)
+		return err
+	})
 	if err == nil && !ok {
 		err = store.ErrNotFound
 	}
@@ -432,13 +437,37 @@ func list[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q store.
 	if err := b.usable(); err != nil {
 		return nil, err
 	}
+	var out []R
+	err := b.retryStale(ctx, func() (err error) {
+		out, err = listOnce(ctx, b, q, conv)
+		return err
+	})
+	if err != nil {
+		if _, ok := errors.AsType[*decodeError](err); ok {
+			return nil, fmt.Errorf("postgres: get all: %w", err)
+		}
+		return nil, fmt.Errorf("postgres: get all: %w", classify(err))
+	}
+	return out, nil
+}
+
+// decodeError is a row list could not decode.
+type decodeError struct {
+	id  string
+	err error
+}
+
+func (e *decodeError) Error() string { return "decode item " + e.id + ": " + e.err.Error() }
+func (e *decodeError) Unwrap() error { return e.err }
+
+func listOnce[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q store.Query[T], conv func(T, int64, time.Time) R) ([]R, error) {
 	var limit any // NULL: no limit
 	if q.Filter == nil && q.Limit > 0 {
 		limit = int64(q.Limit)
 	}
 	rows, err := b.pool.Query(ctx, b.stmt.list, limit)
 	if err != nil {
-		return nil, fmt.Errorf("postgres: get all: %w", classify(err))
+		return nil, err
 	}
 	defer rows.Close()
 	out := []R{}
@@ -448,11 +477,11 @@ func list[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q store.
 	var updated time.Time
 	for rows.Next() {
 		if err := rows.Scan(&id, &data, &version, &updated); err != nil {
-			return nil, fmt.Errorf("postgres: get all: %w", classify(err))
+			return nil, err
 		}
 		var item T
 		if err := json.Unmarshal(data, &item); err != nil {
-			return nil, fmt.Errorf("postgres: get all: decode item %s: %w", formatRawID(id, b.text), err)
+			return nil, &decodeError{id: formatRawID(id, b.text), err: err}
 		}
 		if !q.Match(item) {
 			continue
@@ -464,9 +493,45 @@ func list[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q store.
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("postgres: get all: %w", classify(err))
+		return nil, err
 	}
 	return out, nil
+}
+
+// retryStale runs a read on the pool again when the connection it got
+// turned out dead: opened before the server restarted or a connection was
+// cut, its first use fails (57P01 "terminating connection due to
+// administrator command", an EOF, a reset). pgx drops such a connection
+// from the pool, so the next try gets another one; as database/sql does
+// with driver.ErrBadConn, a read tries at most once per connection the
+// pool may hold, plus one. Reads only: a write whose connection died after
+// the statement was sent may have been applied, so a write fails with
+// store.ErrUnavailable (the store's write-behind retries it; a
+// write-through returns it).
+func (b *Backend[T, ID]) retryStale(ctx context.Context, read func() error) error {
+	err := read()
+	for i := int32(0); i < b.pool.Config().MaxConns && deadConn(err) && ctx.Err() == nil; i++ {
+		err = read()
+	}
+	return err
+}
+
+// deadConn reports whether err says the connection a call used was dead,
+// not that the server cannot be reached (a failed connect ends retrying).
+func deadConn(err error) bool {
+	if err == nil || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return false
+	}
+	if _, connect := errors.AsType[*pgconn.ConnectError](err); connect {
+		return false
+	}
+	if pe, ok := errors.AsType[*pgconn.PgError](err); ok {
+		return pe.Code == "57P01" || pe.Code == "57P02" // admin or crash shutdown
+	}
+	if ne, ok := errors.AsType[net.Error](err); ok {
+		return !ne.Timeout()
+	}
+	return errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) || pgconn.SafeToRetry(err)
 }
 
 // fail wraps err for an operation on one ID.

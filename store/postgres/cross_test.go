@@ -463,3 +463,40 @@ func crossProcessChild(spec string) {
 		fmt.Printf("ack %s %d\n", id, v.Version)
 	}
 }
+
+// After the server restarts, the pool still holds the connections it
+// opened before; their first use fails (57P01). A read gets past them, as
+// database/sql's do: Get and GetAll right after a restart succeed.
+func TestReadsGetPastDeadConnections(t *testing.T) {
+	srv := pgtest.NewServer(t)
+	pool := pgtest.Pool(t, srv.Database(t))
+	b := open[counter, string](t, pool)
+	ctx := t.Context()
+	if _, err := b.Save(ctx, "a", counter{ID: "a", N: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Open as many connections as the pool holds, all idle afterwards.
+	n := int(pool.Config().MaxConns)
+	var conns []*pgxpool.Conn
+	for range n {
+		c, err := pool.Acquire(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for _, c := range conns {
+		c.Release()
+	}
+	if err := srv.Restart(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for i := range n + 1 {
+		if got, err := b.Get(ctx, "a"); err != nil || got.N != 1 {
+			t.Fatalf("Get %d after a restart: %+v, %v", i, got, err)
+		}
+		if all, err := b.GetAll(ctx, store.Query[counter]{}); err != nil || len(all) != 1 {
+			t.Fatalf("GetAll %d after a restart: %+v, %v", i, all, err)
+		}
+	}
+}

@@ -146,4 +146,11 @@
 // connections, a serialization failure or deadlock: a retry may succeed),
 // store.ErrInvalidArgument for a bad option, ID or value. Context errors
 // are wrapped as they are. The pgx error stays in the chain, for errors.As.
+//
+// After the server restarts, the pool still holds connections opened
+// before; the first use of each fails. A read (Get, GetAll and their
+// Versioned forms, outside a transaction) then tries again on another
+// connection, at most once per connection the pool may hold plus one, as
+// database/sql does; a write fails with store.ErrUnavailable, since the
+// statement may have been applied (the store's write-behind retries it).
 package postgres
