@@ -42,7 +42,10 @@ type Backend[T any, ID Key] struct {
 	stmt statements
 	text bool // TEXT keys, else BIGINT
 	info store.BackendInfo
-	feed feedConfig
+	// tries bounds a read's tries on dead connections (retryStale): the
+	// pool's size plus one.
+	tries int
+	feed  feedConfig
 
 	closed atomic.Bool
 	mu     sync.Mutex // guards subs
@@ -85,9 +88,10 @@ func New[T any, ID Key](ctx context.Context, pool *pgxpool.Pool, opts ...Option)
 	}
 	pc := pool.Config()
 	return &Backend[T, ID]{
-		pool: pool,
-		stmt: newStatements(cfg.table),
-		text: text,
+		pool:  pool,
+		stmt:  newStatements(cfg.table),
+		text:  text,
+		tries: int(pc.MaxConns) + 1,
 		info: store.BackendInfo{
 			System:        "postgresql",
 			Collection:    cfg.table,
@@ -510,7 +514,7 @@ func listOnce[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q st
 // write-through returns it).
 func (b *Backend[T, ID]) retryStale(ctx context.Context, read func() error) error {
 	err := read()
-	for i := int32(0); i < b.pool.Config().MaxConns && deadConn(err) && ctx.Err() == nil; i++ {
+	for try := 1; try < b.tries && deadConn(err) && ctx.Err() == nil; try++ {
 		err = read()
 	}
 	return err
