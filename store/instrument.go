@@ -266,7 +266,10 @@ func (o *op) end(err error, cr CacheResult, items int, id any) {
 // call's report.
 func (o *op) report(err error, cr CacheResult, items int, id any, d time.Duration, end clock.Reading) {
 	t := o.t
-	now := t.clk.Time(end)
+	var now time.Time // an unsampled, untimed failure: errorMetric reads the wall clock
+	if o.timed() {
+		now = t.clk.Time(end)
+	}
 	method := "ReportError"
 	defer func() {
 		if r := recover(); r != nil {

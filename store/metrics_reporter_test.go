@@ -423,3 +423,38 @@ func TestDurationsOnTheRealClock(t *testing.T) {
 		}
 	}
 }
+
+// errorsOnly records ErrorMetrics; it traces nothing, so that an unsampled
+// operation is not timed at all.
+type errorsOnly struct {
+	store.NoOpMetricsReporter
+	mu   sync.Mutex
+	errs []store.ErrorMetric
+}
+
+func (r *errorsOnly) ReportError(_ context.Context, m store.ErrorMetric) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, m)
+}
+
+// A failure is reported whether or not its operation is sampled; an
+// unsampled one is not timed, and its ErrorMetric carries the wall clock.
+func TestUnsampledFailureTimestamp(t *testing.T) {
+	rec := &errorsOnly{}
+	f := newFixture(t, store.Config[User, string]{MetricsReporter: rec, Metrics: store.MetricsConfig{SampleRate: 1e-300}})
+	f.b.SetUnavailable(true)
+	before := time.Now()
+	if _, err := f.s.Get(bg, "a"); err == nil {
+		t.Fatal("Get on an unavailable backend succeeded")
+	}
+	after := time.Now()
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.errs) != 1 {
+		t.Fatalf("%d error metrics; want 1", len(rec.errs))
+	}
+	if ts := rec.errs[0].Timestamp; ts.Before(before.Add(-time.Millisecond)) || ts.After(after.Add(time.Millisecond)) {
+		t.Errorf("ErrorMetric.Timestamp = %v; want between %v and %v", ts, before, after)
+	}
+}
