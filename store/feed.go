@@ -82,10 +82,11 @@ type FeedEvent[ID comparable] struct {
 	Kind FeedEventKind
 	// ID, Deleted and Version describe a FeedChanged event: the item, whether
 	// it was deleted, and its version after the change (0 when the backend
-	// has no versions; for a delete, the version it had, which the store
-	// does not compare). A feed's versions of one ID increase with every
-	// save: the store ignores a save no newer than what it caches (its own
-	// writes come back through the feed).
+	// has no versions; for a delete, the version it had). A feed's versions
+	// of one ID increase with every save, across deletes: the store ignores
+	// a save no newer than what it caches (its own writes come back through
+	// the feed) and a delete of a version older than what it caches (heard
+	// after the save that followed it).
 	ID      ID
 	Deleted bool
 	Version uint64
@@ -156,7 +157,9 @@ func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
 		if e != nil {
 			dropped = append(dropped, *e)
 		}
-		if watched && !ev.Deleted {
+		// A delete of a cached entry reached its watchers as it was
+		// removed; otherwise they learn the change from a refresh.
+		if watched && (!ev.Deleted || e == nil) {
 			refresh = append(refresh, refreshKey[ID]{id: ev.ID})
 		}
 		m.ItemID = s.boxID(ev.ID)
@@ -184,12 +187,12 @@ func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
 }
 
 // feedChanged applies another writer's change of ev.ID: the cached entry
-// is dropped (its watchers refresh), unless it is already as new (the
-// store's own write coming back) or holds a local write (a write-through
-// in flight then settles unverified; a pending change meets the conflict
-// when it is pushed). A racing backend read cannot fill the old value
-// after it. It returns the dropped entry, if any, and whether anyone
-// watches the ID.
+// is dropped (its watchers refresh, or see the delete), unless it is
+// already as new (the store's own write coming back, or a delete of an
+// older version heard late) or holds a local write (a write-through in
+// flight then settles unverified; a pending change meets the conflict when
+// it is pushed). A racing backend read cannot fill the old value after it.
+// It returns the dropped entry, if any, and whether anyone watches the ID.
 func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watched bool) {
 	c.lock()
 	defer c.unlock()
@@ -210,16 +213,20 @@ func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watch
 	switch {
 	case e != nil && !e.local() && !ev.Deleted && ev.Version != 0 && e.versionKnown && e.version >= ev.Version:
 		return nil, false // the cache is as new already
+	case e != nil && !e.local() && ev.Deleted && ev.Version != 0 && e.versionKnown && e.version > ev.Version:
+		// The delete of an older version, heard late (the feed lags): the
+		// cached value was saved after it, by this store or a fill.
+		return nil, false
 	case e != nil && e.local():
 		c.dropped(id)
 		e.invalidated = e.invalidated || e.busy
 		watched = false // the local write is what watchers see
 	case e == nil:
+		// Nothing cached to compare the change with: a read in flight must
+		// not fill the old value, and watchers learn the backend's value
+		// from a refresh (the caller's), not from the event: a delete heard
+		// late may be older than what they saw.
 		c.dropped(id)
-		if e == nil && ev.Deleted && watched {
-			var zero T
-			c.watchers.notify(id, zero, true, 0)
-		}
 	default:
 		dropped = &idTags[ID]{id, e.tags}
 		c.remove(e, ev.Deleted)

@@ -474,3 +474,81 @@ func TestReplicaOutageReachesWatcherOfUncachedID(t *testing.T) {
 		t.Errorf("A's watcher is at %q after the feed came back; B wrote b during the outage", got)
 	}
 }
+
+// steppedFeed is a replica's view of a shared memory backend whose change
+// feed delivers an event only when the test lets one through (step).
+type steppedFeed struct {
+	*memory.Backend[User, string]
+	step chan struct{}
+}
+
+func (b *steppedFeed) Subscribe(fn func(store.FeedEvent[string])) (func(), error) {
+	return b.Backend.Subscribe(func(ev store.FeedEvent[string]) {
+		if ev.Kind == store.FeedChanged {
+			<-b.step
+		}
+		fn(ev)
+	})
+}
+
+// A delete heard late, after the store cached a save that followed it,
+// neither drops that value nor reaches its watchers: the feed's versions
+// say the delete is older. Found by the replica checker over PostgreSQL
+// (a Watch whose first value was the absence its own store had already
+// written over).
+func TestReplicaLateDeleteDoesNotHideNewerSave(t *testing.T) {
+	ctx := context.Background()
+	mb := seededFeedBackend(t)
+	sf := &steppedFeed{Backend: mb, step: make(chan struct{})}
+	a, recA := openReplica(t, sf)
+	hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
+	defer hcancel()
+	heard := func(kind store.FeedEventKind, n int) {
+		t.Helper()
+		if err := recA.WaitFor(hctx, n, func(e reportertest.Event) bool {
+			return e.Kind == reportertest.KindFeed && e.Feed.Event == kind
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	heard(store.FeedReset, 1) // A listens; its changes wait for a step
+	if err := a.Delete(ctx, "u1"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a.Save(ctx, User{ID: "u1", Name: "a2"}); err != nil {
+		t.Fatal(err)
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	seen := make(chan string, 16)
+	go func() {
+		for ch, err := range a.Watch(wctx, "u1") {
+			if err != nil {
+				return
+			}
+			if ch.Deleted {
+				seen <- "(deleted)"
+			} else {
+				seen <- ch.Value.Name
+			}
+		}
+	}()
+	if got := <-seen; got != "a2" {
+		t.Fatalf("the watcher starts at %q", got)
+	}
+	sf.step <- struct{}{} // A hears its delete, of the version before a2
+	heard(store.FeedChanged, 1)
+	if got := getName(t, a, "u1", store.FetchCacheOnly); got != "a2" {
+		t.Errorf("A's cache holds %q after hearing its delete of the version before a2; want a2", got)
+	}
+	select {
+	case got := <-seen:
+		t.Errorf("A's watcher saw %q after a2; A deleted u1 before it saved a2", got)
+	case <-time.After(50 * time.Millisecond):
+	}
+	sf.step <- struct{}{} // and its save
+	heard(store.FeedChanged, 2)
+	if got := getName(t, a, "u1", store.FetchCacheOnly); got != "a2" {
+		t.Errorf("A's cache holds %q after hearing its own save; want a2", got)
+	}
+}
