@@ -849,7 +849,11 @@ func (c *cache[T, ID]) rollback(cl *claim[T, ID], h heard, ev *[]idTags[ID], inv
 		case !snap.present && cl.known.seq > 0:
 			c.remember(cl.id, cl.known.version, cl.known.seq)
 		}
-		return false, !snap.absent && c.watchers.watching(cl.id)
+		// Watchers are told the item is absent again if it was before the
+		// write; if something dropped the entry meanwhile (another writer's
+		// change heard through the feed, an invalidation) they need the
+		// backend's value all the same.
+		return false, (!snap.absent || e.invalidated || h.any()) && c.watchers.watching(cl.id)
 	}
 	e = c.write(cl.id, snap.value, snap.deleted, snap.tags)
 	if snap.tags == nil {

@@ -552,3 +552,47 @@ func TestReplicaLateDeleteDoesNotHideNewerSave(t *testing.T) {
 		t.Errorf("A's cache holds %q after hearing its own save; want a2", got)
 	}
 }
+
+// An optimistic write (cache-and-network) over a cached absence fails; while
+// it was in flight, another replica saved the item and this store heard of
+// it. The rollback tells the watchers the item is absent again, and then
+// what the backend holds: they must not stay at "absent". Found by the
+// replica checker (a watcher that ended at absent while the backend held a
+// value).
+func TestReplicaRolledBackWriteOverAbsenceRefreshesWatchers(t *testing.T) {
+	ctx := context.Background()
+	mb := memory.New[User, string](memory.WithChangeFeed())
+	ga := &afterGate{Backend: mb}
+	rec := reportertest.New()
+	a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: rec, NotFoundTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(context.Background()) })
+	b, _ := openReplica(t, mb)
+	if _, err := a.Get(ctx, "u1"); !errors.Is(err, store.ErrNotFound) { // A caches the absence
+		t.Fatalf("Get of an absent item: %v", err)
+	}
+	last := watchLast(t, a, "u1")
+	if got := last("(deleted)", 5*time.Second); got != "(deleted)" {
+		t.Fatalf("the watcher starts at %q", got)
+	}
+	ga.armed, ga.release, ga.saveFail = make(chan struct{}), make(chan struct{}), true
+	armed := ga.armed
+	failed := async(func() error {
+		_, err := a.Save(ctx, User{ID: "u1", Name: "a"}, store.WithWritePolicy(store.WriteCacheAndNetwork))
+		return err
+	})
+	<-armed // A shows a, its write held before the backend
+	if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	waitFeedChanges(t, rec, 1) // A heard of B's write
+	close(ga.release)
+	if err := <-failed; !errors.Is(err, errInjected) {
+		t.Fatalf("A's held write: %v; want the injected failure", err)
+	}
+	if got := last("b", 5*time.Second); got != "b" {
+		t.Errorf("A's watcher is at %q; B saved b while A's failed write was in flight", got)
+	}
+}
