@@ -1015,14 +1015,20 @@ func (c *cache[T, ID]) fillListing(items []Versioned[T], versionKnown bool, idOf
 			if q.Match(v.Item) {
 				out = append(out, v.Item)
 			}
-		default:
-			// A local change, or a newer value (or a newer not-found)
-			// cached since the read.
-			if !e.local() {
-				interfered = true
-			}
+		case e.local():
+			// A local change: the caller sees the store's own writes.
 			if !e.deleted && q.Match(e.value) {
 				out = append(out, e.value)
+			}
+		default:
+			// Something was cached since the read: it stays (the feed
+			// drops it if it is older), but this call answers with what
+			// the backend said during it. The cached value may come from a
+			// read that started earlier and finished later (a not-found
+			// filled after the item was saved).
+			interfered = true
+			if q.Match(v.Item) {
+				out = append(out, v.Item)
 			}
 		}
 	}

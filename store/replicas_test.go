@@ -596,3 +596,96 @@ func TestReplicaRolledBackWriteOverAbsenceRefreshesWatchers(t *testing.T) {
 		t.Errorf("A's watcher is at %q; B saved b while A's failed write was in flight", got)
 	}
 }
+
+// gatedReads is a replica's view of a shared memory backend whose next Get
+// and next listing can each be held after they read the backend, and whose
+// change feed delivers changes only when stepped (closed at the end).
+type gatedReads struct {
+	*memory.Backend[User, string]
+	getArmed, getRelease   chan struct{}
+	listArmed, listRelease chan struct{}
+	step                   chan struct{}
+}
+
+func (b *gatedReads) GetVersioned(ctx context.Context, id string) (store.Versioned[User], error) {
+	v, err := b.Backend.GetVersioned(ctx, id)
+	if armed := b.getArmed; armed != nil {
+		b.getArmed = nil
+		close(armed)
+		<-b.getRelease
+	}
+	return v, err
+}
+
+func (b *gatedReads) GetAllVersioned(ctx context.Context, q store.Query[User]) ([]store.Versioned[User], error) {
+	vs, err := b.Backend.GetAllVersioned(ctx, q)
+	if armed := b.listArmed; armed != nil {
+		b.listArmed = nil
+		close(armed)
+		<-b.listRelease
+	}
+	return vs, err
+}
+
+func (b *gatedReads) Subscribe(fn func(store.FeedEvent[string])) (func(), error) {
+	return b.Backend.Subscribe(func(ev store.FeedEvent[string]) {
+		if ev.Kind == store.FeedChanged {
+			<-b.step
+		}
+		fn(ev)
+	})
+}
+
+// A network-first listing answers with what the backend said during the
+// call, even where the cache took a value meanwhile from a read that began
+// earlier: here a not-found that A's Get read before B created the item,
+// filled after A's listing began. Found by the replica checker over
+// PostgreSQL (a network-first GetAll that returned "absent" for an item
+// another replica's acknowledged save had created before the call).
+func TestReplicaNetworkListingAnswersWithTheBackend(t *testing.T) {
+	ctx := context.Background()
+	mb := memory.New[User, string](memory.WithChangeFeed())
+	ga := &gatedReads{Backend: mb, step: make(chan struct{})}
+	rec := reportertest.New()
+	a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: rec, NotFoundTTL: time.Hour})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { close(ga.step); a.Close(context.Background()) })
+	b, _ := openReplica(t, mb)
+
+	ga.getArmed, ga.getRelease = make(chan struct{}), make(chan struct{})
+	armed := ga.getArmed
+	get := async(func() error {
+		_, err := a.Get(ctx, "u1")
+		if errors.Is(err, store.ErrNotFound) {
+			return nil
+		}
+		return err
+	})
+	<-armed // A's Get read "not found"; it has not filled the cache yet
+	if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	// B's save returned; A has not heard of it (its feed waits for a step).
+	ga.listArmed, ga.listRelease = make(chan struct{}), make(chan struct{})
+	listArmed := ga.listArmed
+	var items []User
+	list := async(func() error {
+		var err error
+		items, err = a.GetAll(ctx, store.WithFetchPolicy(store.FetchNetworkFirst))
+		return err
+	})
+	<-listArmed // A's listing read u1 = b from the backend
+	close(ga.getRelease)
+	if err := <-get; err != nil { // the Get fills its not-found now
+		t.Fatal(err)
+	}
+	close(ga.listRelease)
+	if err := <-list; err != nil {
+		t.Fatal(err)
+	}
+	if len(items) != 1 || items[0].Name != "b" {
+		t.Errorf("A's network-first GetAll, started after B's save of u1 returned, = %+v; want [b]", items)
+	}
+}
