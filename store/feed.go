@@ -151,15 +151,11 @@ func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
 		m.Err = err
 		s.tel.handleError(err)
 	case FeedChanged:
-		var watched bool
-		var e *idTags[ID]
-		e, watched = s.cache.feedChanged(ev)
+		e, refreshWatchers := s.cache.feedChanged(ev)
 		if e != nil {
 			dropped = append(dropped, *e)
 		}
-		// A delete of a cached entry reached its watchers as it was
-		// removed; otherwise they learn the change from a refresh.
-		if watched && (!ev.Deleted || e == nil) {
+		if refreshWatchers {
 			refresh = append(refresh, refreshKey[ID]{id: ev.ID})
 		}
 		m.ItemID = s.boxID(ev.ID)
@@ -192,12 +188,14 @@ func (s *Store[T, ID]) onFeed(ev FeedEvent[ID]) {
 // older version heard late) or holds a local write (a write-through in
 // flight then settles unverified; a pending change meets the conflict when
 // it is pushed). A racing backend read cannot fill the old value after it.
-// It returns the dropped entry, if any, and whether anyone watches the ID.
-func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watched bool) {
+// It returns the dropped entry, if any, and whether the ID's watchers need
+// a refresh to learn of the change (a delete of a cached entry reaches
+// them as it is removed).
+func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], refresh bool) {
 	c.lock()
 	defer c.unlock()
 	id := ev.ID
-	watched = c.watchers.watching(id)
+	watched := c.watchers.watching(id)
 	if h, ok := c.inflight[id]; ok {
 		switch {
 		case ev.Deleted:
@@ -211,30 +209,32 @@ func (c *cache[T, ID]) feedChanged(ev FeedEvent[ID]) (dropped *idTags[ID], watch
 	}
 	e := c.m[id]
 	switch {
-	case e != nil && !e.local() && !ev.Deleted && ev.Version != 0 && e.versionKnown && e.version >= ev.Version:
-		return nil, false // the cache is as new already
-	case e != nil && !e.local() && ev.Deleted && ev.Version != 0 && e.versionKnown && e.version > ev.Version:
-		// The delete of an older version, heard late (the feed lags): the
-		// cached value was saved after it, by this store or a fill.
+	case e != nil && !e.local() && ev.Version != 0 && e.versionKnown &&
+		(e.version > ev.Version || (e.version == ev.Version && !ev.Deleted)):
+		// The cache is as new already: the store's own save coming back,
+		// or a change older than the cached value heard late (the feed
+		// lags; a delete carries the version it removed).
 		return nil, false
 	case e != nil && e.local():
 		c.dropped(id)
 		e.invalidated = e.invalidated || e.busy
-		watched = false // the local write is what watchers see
+		// The local write is what watchers see.
 	case e == nil:
 		// Nothing cached to compare the change with: a read in flight must
 		// not fill the old value, and watchers learn the backend's value
-		// from a refresh (the caller's), not from the event: a delete heard
-		// late may be older than what they saw.
+		// from a refresh, not from the event: a delete heard late may be
+		// older than what they saw.
 		c.dropped(id)
+		refresh = watched
 	default:
 		dropped = &idTags[ID]{id, e.tags}
-		c.remove(e, ev.Deleted)
+		c.remove(e, ev.Deleted) // watchers see a delete as it happens
+		refresh = watched && !ev.Deleted
 	}
 	if !ev.Deleted {
 		c.complete = false // the cache lacks the new value: it is no whole listing
 	}
-	return dropped, watched
+	return dropped, refresh
 }
 
 // feedReset drops every entry but the local ones (an in-flight write is

@@ -68,6 +68,18 @@ type afterGate struct {
 	// instead, as a lost connection's would).
 	getArmed, getRelease chan struct{}
 	getFail              bool
+	// listArmed, listRelease: the same for the next listing.
+	listArmed, listRelease chan struct{}
+}
+
+func (b *afterGate) GetAllVersioned(ctx context.Context, q store.Query[User]) ([]store.Versioned[User], error) {
+	vs, err := b.Backend.GetAllVersioned(ctx, q)
+	if armed := b.listArmed; armed != nil {
+		b.listArmed = nil
+		close(armed)
+		<-b.listRelease
+	}
+	return vs, err
 }
 
 func (b *afterGate) GetVersioned(ctx context.Context, id string) (store.Versioned[User], error) {
@@ -103,16 +115,22 @@ func (b *afterGate) SaveVersioned(ctx context.Context, id string, u User, expect
 	return v, err
 }
 
-// waitFeedChanges waits until rec saw n FeedChanged events.
-func waitFeedChanges(t *testing.T, rec *reportertest.Recorder, n int) {
+// waitFeed waits until rec saw n feed events of the kind.
+func waitFeed(t *testing.T, rec *reportertest.Recorder, kind store.FeedEventKind, n int) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 	defer cancel()
 	if err := rec.WaitFor(ctx, n, func(e reportertest.Event) bool {
-		return e.Kind == reportertest.KindFeed && e.Feed.Event == store.FeedChanged
+		return e.Kind == reportertest.KindFeed && e.Feed.Event == kind
 	}); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// waitFeedChanges waits until rec saw n FeedChanged events.
+func waitFeedChanges(t *testing.T, rec *reportertest.Recorder, n int) {
+	t.Helper()
+	waitFeed(t, rec, store.FeedChanged, n)
 }
 
 // A write through replica A commits; before its answer reaches A, replica
@@ -454,18 +472,8 @@ func TestReplicaOutageReachesWatcherOfUncachedID(t *testing.T) {
 		t.Fatalf("the watcher starts at %q", got)
 	}
 	a.Invalidate("u1") // A holds nothing of u1
-	waitFeed := func(ev store.FeedEventKind, n int) {
-		t.Helper()
-		wctx, cancel := context.WithTimeout(ctx, 5*time.Second)
-		defer cancel()
-		if err := recA.WaitFor(wctx, n, func(e reportertest.Event) bool {
-			return e.Kind == reportertest.KindFeed && e.Feed.Event == ev
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
 	mb.SetFeedDown(true)
-	waitFeed(store.FeedError, 1)
+	waitFeed(t, recA, store.FeedError, 1)
 	if _, err := b.Save(ctx, User{ID: "u1", Name: "b"}); err != nil {
 		t.Fatal(err)
 	}
@@ -476,14 +484,15 @@ func TestReplicaOutageReachesWatcherOfUncachedID(t *testing.T) {
 }
 
 // steppedFeed is a replica's view of a shared memory backend whose change
-// feed delivers an event only when the test lets one through (step).
+// feed delivers a change only when the test lets one through (step), and
+// whose calls can be held as afterGate's are.
 type steppedFeed struct {
-	*memory.Backend[User, string]
+	*afterGate
 	step chan struct{}
 }
 
 func (b *steppedFeed) Subscribe(fn func(store.FeedEvent[string])) (func(), error) {
-	return b.Backend.Subscribe(func(ev store.FeedEvent[string]) {
+	return b.afterGate.Backend.Subscribe(func(ev store.FeedEvent[string]) {
 		if ev.Kind == store.FeedChanged {
 			<-b.step
 		}
@@ -499,19 +508,9 @@ func (b *steppedFeed) Subscribe(fn func(store.FeedEvent[string])) (func(), error
 func TestReplicaLateDeleteDoesNotHideNewerSave(t *testing.T) {
 	ctx := context.Background()
 	mb := seededFeedBackend(t)
-	sf := &steppedFeed{Backend: mb, step: make(chan struct{})}
+	sf := &steppedFeed{afterGate: &afterGate{Backend: mb}, step: make(chan struct{})}
 	a, recA := openReplica(t, sf)
-	hctx, hcancel := context.WithTimeout(ctx, 5*time.Second)
-	defer hcancel()
-	heard := func(kind store.FeedEventKind, n int) {
-		t.Helper()
-		if err := recA.WaitFor(hctx, n, func(e reportertest.Event) bool {
-			return e.Kind == reportertest.KindFeed && e.Feed.Event == kind
-		}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	heard(store.FeedReset, 1) // A listens; its changes wait for a step
+	waitFeed(t, recA, store.FeedReset, 1) // A listens; its changes wait for a step
 	if err := a.Delete(ctx, "u1"); err != nil {
 		t.Fatal(err)
 	}
@@ -537,7 +536,7 @@ func TestReplicaLateDeleteDoesNotHideNewerSave(t *testing.T) {
 		t.Fatalf("the watcher starts at %q", got)
 	}
 	sf.step <- struct{}{} // A hears its delete, of the version before a2
-	heard(store.FeedChanged, 1)
+	waitFeedChanges(t, recA, 1)
 	if got := getName(t, a, "u1", store.FetchCacheOnly); got != "a2" {
 		t.Errorf("A's cache holds %q after hearing its delete of the version before a2; want a2", got)
 	}
@@ -547,7 +546,7 @@ func TestReplicaLateDeleteDoesNotHideNewerSave(t *testing.T) {
 	case <-time.After(50 * time.Millisecond):
 	}
 	sf.step <- struct{}{} // and its save
-	heard(store.FeedChanged, 2)
+	waitFeedChanges(t, recA, 2)
 	if got := getName(t, a, "u1", store.FetchCacheOnly); got != "a2" {
 		t.Errorf("A's cache holds %q after hearing its own save; want a2", got)
 	}
@@ -597,45 +596,6 @@ func TestReplicaRolledBackWriteOverAbsenceRefreshesWatchers(t *testing.T) {
 	}
 }
 
-// gatedReads is a replica's view of a shared memory backend whose next Get
-// and next listing can each be held after they read the backend, and whose
-// change feed delivers changes only when stepped (closed at the end).
-type gatedReads struct {
-	*memory.Backend[User, string]
-	getArmed, getRelease   chan struct{}
-	listArmed, listRelease chan struct{}
-	step                   chan struct{}
-}
-
-func (b *gatedReads) GetVersioned(ctx context.Context, id string) (store.Versioned[User], error) {
-	v, err := b.Backend.GetVersioned(ctx, id)
-	if armed := b.getArmed; armed != nil {
-		b.getArmed = nil
-		close(armed)
-		<-b.getRelease
-	}
-	return v, err
-}
-
-func (b *gatedReads) GetAllVersioned(ctx context.Context, q store.Query[User]) ([]store.Versioned[User], error) {
-	vs, err := b.Backend.GetAllVersioned(ctx, q)
-	if armed := b.listArmed; armed != nil {
-		b.listArmed = nil
-		close(armed)
-		<-b.listRelease
-	}
-	return vs, err
-}
-
-func (b *gatedReads) Subscribe(fn func(store.FeedEvent[string])) (func(), error) {
-	return b.Backend.Subscribe(func(ev store.FeedEvent[string]) {
-		if ev.Kind == store.FeedChanged {
-			<-b.step
-		}
-		fn(ev)
-	})
-}
-
 // A network-first listing answers with what the backend said during the
 // call, even where the cache took a value meanwhile from a read that began
 // earlier: here a not-found that A's Get read before B created the item,
@@ -645,7 +605,7 @@ func (b *gatedReads) Subscribe(fn func(store.FeedEvent[string])) (func(), error)
 func TestReplicaNetworkListingAnswersWithTheBackend(t *testing.T) {
 	ctx := context.Background()
 	mb := memory.New[User, string](memory.WithChangeFeed())
-	ga := &gatedReads{Backend: mb, step: make(chan struct{})}
+	ga := &steppedFeed{afterGate: &afterGate{Backend: mb}, step: make(chan struct{})}
 	rec := reportertest.New()
 	a, err := store.New[User, string](ga, store.Config[User, string]{IDOf: userID, MetricsReporter: rec, NotFoundTTL: time.Hour})
 	if err != nil {

@@ -447,22 +447,10 @@ func list[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q store.
 		return err
 	})
 	if err != nil {
-		if _, ok := errors.AsType[*decodeError](err); ok {
-			return nil, fmt.Errorf("postgres: get all: %w", err)
-		}
 		return nil, fmt.Errorf("postgres: get all: %w", classify(err))
 	}
 	return out, nil
 }
-
-// decodeError is a row list could not decode.
-type decodeError struct {
-	id  string
-	err error
-}
-
-func (e *decodeError) Error() string { return "decode item " + e.id + ": " + e.err.Error() }
-func (e *decodeError) Unwrap() error { return e.err }
 
 func listOnce[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q store.Query[T], conv func(T, int64, time.Time) R) ([]R, error) {
 	var limit any // NULL: no limit
@@ -485,7 +473,7 @@ func listOnce[T any, ID Key, R any](ctx context.Context, b *Backend[T, ID], q st
 		}
 		var item T
 		if err := json.Unmarshal(data, &item); err != nil {
-			return nil, &decodeError{id: formatRawID(id, b.text), err: err}
+			return nil, fmt.Errorf("decode item %s: %w", formatRawID(id, b.text), err)
 		}
 		if !q.Match(item) {
 			continue
